@@ -1,0 +1,125 @@
+import { describe, expect, it } from 'vitest';
+import { resolveConfig } from './config.ts';
+import { SextantConfigError } from './errors.ts';
+
+const resolve = (options: Parameters<typeof resolveConfig>[0] = {}, env: Record<string, string> = {}) =>
+  resolveConfig({ ...options, env });
+
+describe('resolveConfig', () => {
+  it('applies the documented defaults', () => {
+    const { config, warnings } = resolve();
+    expect(warnings).toEqual([]);
+    expect(config.serviceName).toBe('unknown_service:node');
+    expect(config.tracing.exporter).toBe('otlp');
+    expect(config.tracing.sampler).toBe('parentbased_always_on');
+    expect(config.tracing.attributeValueLengthLimit).toBe(4096);
+    expect(config.health.checkTimeoutMs).toBe(500);
+    expect(config.metrics.seriesLimit).toBe(2000);
+    expect(config.endpoints.prefix).toBe('');
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.tracing)).toBe(true);
+  });
+
+  it('lets the environment override options in code', () => {
+    const { config } = resolve(
+      { serviceName: 'from-code', tracing: { sampler: 'always_on', samplerRatio: 0.5 } },
+      {
+        OTEL_SERVICE_NAME: 'from-env',
+        OTEL_TRACES_SAMPLER: 'traceidratio',
+        OTEL_TRACES_SAMPLER_ARG: '0.25',
+        OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318',
+        OTEL_BSP_MAX_QUEUE_SIZE: '100',
+        OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT: '64',
+        OTEL_RESOURCE_ATTRIBUTES: 'team=core,region=eu%2Dwest',
+        SEXTANT_LOG_LEVEL: 'DEBUG',
+        SEXTANT_ENDPOINTS_PREFIX: '/internal',
+      },
+    );
+    expect(config.serviceName).toBe('from-env');
+    expect(config.tracing.sampler).toBe('traceidratio');
+    expect(config.tracing.samplerRatio).toBe(0.25);
+    expect(config.tracing.endpoint).toBe('http://collector:4318');
+    expect(config.tracing.batch.maxQueueSize).toBe(100);
+    expect(config.tracing.batch.maxExportBatchSize).toBe(100);
+    expect(config.tracing.attributeValueLengthLimit).toBe(64);
+    expect(config.resourceAttributes).toEqual({ team: 'core', region: 'eu-west' });
+    expect(config.logs.level).toBe('debug');
+    expect(config.endpoints.prefix).toBe('/internal');
+  });
+
+  it('OTEL_SDK_DISABLED=true turns tracing off', () => {
+    expect(resolve({}, { OTEL_SDK_DISABLED: 'TRUE' }).config.tracing.enabled).toBe(false);
+    expect(resolve({}, { OTEL_SDK_DISABLED: 'false' }).config.tracing.enabled).toBe(true);
+  });
+
+  it.each([
+    ['OTEL_TRACES_SAMPLER', 'sometimes', 'one of always_on'],
+    ['OTEL_TRACES_SAMPLER_ARG', '1.5', 'a number from 0 to 1'],
+    ['OTEL_TRACES_SAMPLER_ARG', 'half', 'a number from 0 to 1'],
+    ['OTEL_BSP_MAX_QUEUE_SIZE', '-3', 'an integer >= 1'],
+    ['OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT', '12.5', 'an integer >= 1'],
+    ['OTEL_EXPORTER_OTLP_ENDPOINT', 'collector:4318', 'an absolute http:// or https:// URL'],
+    ['OTEL_EXPORTER_OTLP_PROTOCOL', 'grpc', 'one of http/protobuf, http/json'],
+    ['OTEL_TRACES_EXPORTER', 'zipkin', 'one of otlp, console, memory, none'],
+    ['OTEL_RESOURCE_ATTRIBUTES', 'team', 'key=value pairs'],
+    ['OTEL_SDK_DISABLED', 'yes', '"true" or "false"'],
+  ])('an invalid %s=%s warns, naming variable, value and what is allowed, then uses the default', (name, value, allowed) => {
+    const { config, warnings } = resolve({}, { [name]: value });
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]?.message).toContain(name);
+    expect(warnings[0]?.message).toContain(JSON.stringify(value));
+    expect(warnings[0]?.message).toContain(allowed);
+    const defaults = resolve().config;
+    expect(config.tracing.sampler).toBe(defaults.tracing.sampler);
+    expect(config.tracing.samplerRatio).toBe(defaults.tracing.samplerRatio);
+    expect(config.tracing.endpoint).toBe(defaults.tracing.endpoint);
+    expect(config.tracing.exporter).toBe(defaults.tracing.exporter);
+    expect(config.tracing.enabled).toBe(true);
+  });
+
+  it.each([
+    ['SEXTANT_LOG_LEVEL', 'loud', 'one of fatal, error'],
+    ['SEXTANT_METRICS_SERIES_LIMIT', '0', 'an integer from 1 to 1000000'],
+    ['SEXTANT_ACCESS_LOG', 'maybe', '"true" or "false"'],
+    ['SEXTANT_ENDPOINTS_PREFIX', 'internal/', 'a path such as "/internal"'],
+    ['SEXTANT_HEALTH_TIMEOUT_MS', 'fast', 'an integer from 1 to 600000'],
+  ])('an invalid %s=%s stops start-up with a coded error', (name, value, allowed) => {
+    let error: unknown;
+    try {
+      resolve({}, { [name]: value });
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(SextantConfigError);
+    expect((error as SextantConfigError).code).toBe('SEXTANT_INVALID_ENV');
+    expect((error as Error).message).toMatch(/^@sextant\/core: /);
+    expect((error as Error).message).toContain(name);
+    expect((error as Error).message).toContain(JSON.stringify(value));
+    expect((error as Error).message).toContain(allowed);
+  });
+
+  it.each([
+    [{ serviceName: 42 }, 'option serviceName is 42: expected a non-empty string'],
+    [{ tracing: { sampler: 'often' } }, 'option tracing.sampler is "often": expected one of'],
+    [{ tracing: { samplerRatio: 2 } }, 'option tracing.samplerRatio is 2: expected a number from 0 to 1'],
+    [{ tracing: { endpoint: 'ftp://x' } }, 'expected an absolute http:// or https:// URL'],
+    [{ tracing: { batch: { maxQueueSize: 0 } } }, 'option tracing.batch.maxQueueSize is 0'],
+    [{ metrics: { seriesLimit: 1.5 } }, 'option metrics.seriesLimit is 1.5: expected an integer'],
+    [{ metrics: { httpDurationBuckets: [1, 0.5] } }, 'expected a non-empty array of finite numbers in increasing order'],
+    [{ logs: { level: 'loud' } }, 'option logs.level is "loud"'],
+    [{ logs: { destination: {} } }, 'a stream with a write(line) method'],
+    [{ http: { requestIdHeader: 'x request id' } }, 'a header name of letters, digits and dashes'],
+    [{ http: { ignorePaths: ['health'] } }, 'an array of paths starting with "/"'],
+    [{ health: { checkTimeoutMs: 0 } }, 'option health.checkTimeoutMs is 0'],
+    [{ tracing: { sampling: 'always_on' } }, 'unknown option tracing.sampling: expected one of enabled'],
+    [{ servicename: 'x' }, 'unknown option servicename'],
+  ])('an invalid option %j stops start-up, naming it and what is allowed', (options, message) => {
+    expect(() => resolve(options as never)).toThrowError(SextantConfigError);
+    expect(() => resolve(options as never)).toThrowError(message);
+  });
+
+  it('accepts a SpanExporter instance as the exporter', () => {
+    const exporter = { export: () => undefined, shutdown: async () => undefined };
+    expect(resolve({ tracing: { exporter: exporter as never } }).config.tracing.exporter).toBe(exporter);
+  });
+});
