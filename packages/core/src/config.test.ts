@@ -63,19 +63,22 @@ describe('resolveConfig', () => {
     ['OTEL_TRACES_EXPORTER', 'zipkin', 'one of otlp, console, memory, none'],
     ['OTEL_RESOURCE_ATTRIBUTES', 'team', 'key=value pairs'],
     ['OTEL_SDK_DISABLED', 'yes', '"true" or "false"'],
-  ])('an invalid %s=%s warns, naming variable, value and what is allowed, then uses the default', (name, value, allowed) => {
-    const { config, warnings } = resolve({}, { [name]: value });
-    expect(warnings).toHaveLength(1);
-    expect(warnings[0]?.message).toContain(name);
-    expect(warnings[0]?.message).toContain(JSON.stringify(value));
-    expect(warnings[0]?.message).toContain(allowed);
-    const defaults = resolve().config;
-    expect(config.tracing.sampler).toBe(defaults.tracing.sampler);
-    expect(config.tracing.samplerRatio).toBe(defaults.tracing.samplerRatio);
-    expect(config.tracing.endpoint).toBe(defaults.tracing.endpoint);
-    expect(config.tracing.exporter).toBe(defaults.tracing.exporter);
-    expect(config.tracing.enabled).toBe(true);
-  });
+  ])(
+    'an invalid %s=%s warns, naming variable, value and what is allowed, then uses the default',
+    (name, value, allowed) => {
+      const { config, warnings } = resolve({}, { [name]: value });
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]?.message).toContain(name);
+      expect(warnings[0]?.message).toContain(JSON.stringify(value));
+      expect(warnings[0]?.message).toContain(allowed);
+      const defaults = resolve().config;
+      expect(config.tracing.sampler).toBe(defaults.tracing.sampler);
+      expect(config.tracing.samplerRatio).toBe(defaults.tracing.samplerRatio);
+      expect(config.tracing.endpoint).toBe(defaults.tracing.endpoint);
+      expect(config.tracing.exporter).toBe(defaults.tracing.exporter);
+      expect(config.tracing.enabled).toBe(true);
+    },
+  );
 
   it.each([
     ['SEXTANT_LOG_LEVEL', 'loud', 'one of fatal, error'],
@@ -105,7 +108,10 @@ describe('resolveConfig', () => {
     [{ tracing: { endpoint: 'ftp://x' } }, 'expected an absolute http:// or https:// URL'],
     [{ tracing: { batch: { maxQueueSize: 0 } } }, 'option tracing.batch.maxQueueSize is 0'],
     [{ metrics: { seriesLimit: 1.5 } }, 'option metrics.seriesLimit is 1.5: expected an integer'],
-    [{ metrics: { httpDurationBuckets: [1, 0.5] } }, 'expected a non-empty array of finite numbers in increasing order'],
+    [
+      { metrics: { httpDurationBuckets: [1, 0.5] } },
+      'expected a non-empty array of finite numbers in increasing order',
+    ],
     [{ logs: { level: 'loud' } }, 'option logs.level is "loud"'],
     [{ logs: { destination: {} } }, 'a stream with a write(line) method'],
     [{ http: { requestIdHeader: 'x request id' } }, 'a header name of letters, digits and dashes'],

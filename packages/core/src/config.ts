@@ -297,7 +297,13 @@ function checkString(path: string, value: unknown, pattern?: RegExp, allowed?: s
   return value;
 }
 
-function checkNumber(path: string, value: unknown, min: number, max: number, integer: boolean): number | undefined {
+function checkNumber(
+  path: string,
+  value: unknown,
+  min: number,
+  max: number,
+  integer: boolean,
+): number | undefined {
   if (value === undefined) return undefined;
   if (
     typeof value !== 'number' ||
@@ -357,13 +363,25 @@ function sextantBoolean(env: Env, name: string): boolean | undefined {
   return parseBoolean(text) ?? sextantInvalid(name, text, BOOLEAN_ALLOWED);
 }
 
-function sextantNumber(env: Env, name: string, min: number, max: number, integer: boolean): number | undefined {
+function sextantNumber(
+  env: Env,
+  name: string,
+  min: number,
+  max: number,
+  integer: boolean,
+): number | undefined {
   const text = envValue(env, name);
   if (text === undefined) return undefined;
   return parseNumber(text, min, max, integer) ?? sextantInvalid(name, text, describeRange(min, max, integer));
 }
 
-function otelNumber(reader: Reader, name: string, min: number, max: number, integer: boolean): number | undefined {
+function otelNumber(
+  reader: Reader,
+  name: string,
+  min: number,
+  max: number,
+  integer: boolean,
+): number | undefined {
   const text = envValue(reader.env, name);
   if (text === undefined) return undefined;
   const value = parseNumber(text, min, max, integer);
@@ -397,7 +415,12 @@ function otelKeyValueList(reader: Reader, name: string): Record<string, string> 
     }
     if (key === '' || value === undefined) {
       // The specification: an invalid list is discarded whole.
-      otelInvalid(reader, name, text, 'a comma-separated list of key=value pairs with percent-encoded values');
+      otelInvalid(
+        reader,
+        name,
+        text,
+        'a comma-separated list of key=value pairs with percent-encoded values',
+      );
       return undefined;
     }
     result[key] = value;
@@ -426,7 +449,11 @@ function resolveExporter(reader: Reader, option: unknown): TracesExporterName | 
     otelInvalid(reader, 'OTEL_TRACES_EXPORTER', text, `one of ${EXPORTERS.join(', ')}`);
   }
   if (option === undefined) return DEFAULT_OPTIONS.tracing.exporter;
-  if (typeof option === 'object' && option !== null && typeof (option as SpanExporter).export === 'function') {
+  if (
+    typeof option === 'object' &&
+    option !== null &&
+    typeof (option as SpanExporter).export === 'function'
+  ) {
     return option as SpanExporter;
   }
   return checkOneOf('tracing.exporter', option, EXPORTERS) as TracesExporterName;
@@ -489,7 +516,11 @@ export function resolveConfig(options: SextantOptions = {}): ConfigResolution {
   const logsOpts = checkObject('logs', root.logs);
   checkKnownKeys('logs', logsOpts, ['level', 'destination', 'redactKeys', 'accessLog']);
   const healthOpts = checkObject('health', root.health);
-  checkKnownKeys('health', healthOpts, ['checkTimeoutMs', 'eventLoopLagThresholdMs', 'heapUsedRatioThreshold']);
+  checkKnownKeys('health', healthOpts, [
+    'checkTimeoutMs',
+    'eventLoopLagThresholdMs',
+    'heapUsedRatioThreshold',
+  ]);
   const httpOpts = checkObject('http', root.http);
   checkKnownKeys('http', httpOpts, ['requestIdHeader', 'ignorePaths']);
   const endpointsOpts = checkObject('endpoints', root.endpoints);
@@ -510,7 +541,8 @@ export function resolveConfig(options: SextantOptions = {}): ConfigResolution {
 
   const endpointEnv = envValue(env, 'OTEL_EXPORTER_OTLP_ENDPOINT');
   let endpoint = checkString('tracing.endpoint', tracingOpts.endpoint);
-  if (endpoint !== undefined && !isHttpUrl(endpoint)) optionInvalid('tracing.endpoint', endpoint, URL_ALLOWED);
+  if (endpoint !== undefined && !isHttpUrl(endpoint))
+    optionInvalid('tracing.endpoint', endpoint, URL_ALLOWED);
   if (endpointEnv !== undefined) {
     if (isHttpUrl(endpointEnv)) endpoint = endpointEnv;
     else otelInvalid(reader, 'OTEL_EXPORTER_OTLP_ENDPOINT', endpointEnv, URL_ALLOWED);
@@ -537,9 +569,15 @@ export function resolveConfig(options: SextantOptions = {}): ConfigResolution {
     httpBuckets !== undefined &&
     (!Array.isArray(httpBuckets) ||
       httpBuckets.length === 0 ||
-      httpBuckets.some((b, i) => typeof b !== 'number' || !Number.isFinite(b) || (i > 0 && b <= httpBuckets[i - 1])))
+      httpBuckets.some(
+        (b, i) => typeof b !== 'number' || !Number.isFinite(b) || (i > 0 && b <= httpBuckets[i - 1]),
+      ))
   ) {
-    optionInvalid('metrics.httpDurationBuckets', httpBuckets, 'a non-empty array of finite numbers in increasing order');
+    optionInvalid(
+      'metrics.httpDurationBuckets',
+      httpBuckets,
+      'a non-empty array of finite numbers in increasing order',
+    );
   }
 
   const redactKeys = logsOpts.redactKeys;
@@ -552,7 +590,9 @@ export function resolveConfig(options: SextantOptions = {}): ConfigResolution {
   const destination = logsOpts.destination;
   if (
     destination !== undefined &&
-    (typeof destination !== 'object' || destination === null || typeof (destination as any).write !== 'function')
+    (typeof destination !== 'object' ||
+      destination === null ||
+      typeof (destination as any).write !== 'function')
   ) {
     optionInvalid('logs.destination', destination, 'a stream with a write(line) method');
   }
@@ -593,7 +633,8 @@ export function resolveConfig(options: SextantOptions = {}): ConfigResolution {
       checkString('serviceName', root.serviceName) ??
       resourceAttributes['service.name'] ??
       DEFAULT_OPTIONS.serviceName,
-    serviceVersion: envValue(env, 'SEXTANT_SERVICE_VERSION') ?? checkString('serviceVersion', root.serviceVersion),
+    serviceVersion:
+      envValue(env, 'SEXTANT_SERVICE_VERSION') ?? checkString('serviceVersion', root.serviceVersion),
     environment:
       envValue(env, 'SEXTANT_ENVIRONMENT') ??
       checkString('environment', root.environment) ??
@@ -646,7 +687,9 @@ export function resolveConfig(options: SextantOptions = {}): ConfigResolution {
         sextantNumber(env, 'SEXTANT_METRICS_SERIES_LIMIT', 1, 1_000_000, true) ??
         checkNumber('metrics.seriesLimit', metricsOpts.seriesLimit, 1, 1_000_000, true) ??
         DEFAULT_OPTIONS.metrics.seriesLimit,
-      httpDurationBuckets: Object.freeze([...((httpBuckets as number[] | undefined) ?? HTTP_DURATION_BUCKETS)]),
+      httpDurationBuckets: Object.freeze([
+        ...((httpBuckets as number[] | undefined) ?? HTTP_DURATION_BUCKETS),
+      ]),
     }),
     logs: Object.freeze({
       level: level ?? DEFAULT_OPTIONS.logs.level,
@@ -663,8 +706,13 @@ export function resolveConfig(options: SextantOptions = {}): ConfigResolution {
         checkNumber('health.checkTimeoutMs', healthOpts.checkTimeoutMs, 1, 600_000, true) ??
         DEFAULT_OPTIONS.health.checkTimeoutMs,
       eventLoopLagThresholdMs:
-        checkNumber('health.eventLoopLagThresholdMs', healthOpts.eventLoopLagThresholdMs, 1, 600_000, false) ??
-        DEFAULT_OPTIONS.health.eventLoopLagThresholdMs,
+        checkNumber(
+          'health.eventLoopLagThresholdMs',
+          healthOpts.eventLoopLagThresholdMs,
+          1,
+          600_000,
+          false,
+        ) ?? DEFAULT_OPTIONS.health.eventLoopLagThresholdMs,
       heapUsedRatioThreshold:
         checkNumber('health.heapUsedRatioThreshold', healthOpts.heapUsedRatioThreshold, 0.01, 1, false) ??
         DEFAULT_OPTIONS.health.heapUsedRatioThreshold,

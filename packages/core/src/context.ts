@@ -1,5 +1,5 @@
-import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { type Context, context, createContextKey, ROOT_CONTEXT } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 
 /**
  * Per-request (or per-job) state carried in the OpenTelemetry context. It is one mutable object
@@ -57,7 +57,10 @@ let installedContextManager: AsyncLocalStorageContextManager | undefined;
 export function ensureContextManager(): void {
   if (installedContextManager) return;
   const probe = createContextKey('sextant.probe');
-  const carries = context.with(ROOT_CONTEXT.setValue(probe, true), () => context.active().getValue(probe) === true);
+  const carries = context.with(
+    ROOT_CONTEXT.setValue(probe, true),
+    () => context.active().getValue(probe) === true,
+  );
   if (carries) return;
   const manager = new AsyncLocalStorageContextManager().enable();
   if (context.setGlobalContextManager(manager)) installedContextManager = manager;
