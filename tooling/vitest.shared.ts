@@ -1,14 +1,16 @@
-import { fileURLToPath } from 'node:url';
+import { defaultServerConditions } from 'vite';
 import { defineProject } from 'vitest/config';
 
-/** Workspace packages resolve to their sources, so tests never wait for a build. */
-export const workspaceAliases = {
-  '@sextant/core': fileURLToPath(new URL('../packages/core/src/index.ts', import.meta.url)),
-};
+/**
+ * Workspace packages resolve to their sources through the `sextant-source` export condition,
+ * so tests never wait for a build (child processes get the same with `--conditions`).
+ */
+const conditions = ['sextant-source', ...defaultServerConditions];
 
 export function sextantProject(name: string, extra: { testTimeout?: number } = {}) {
   return defineProject({
-    resolve: { alias: workspaceAliases },
+    resolve: { conditions },
+    ssr: { resolve: { conditions } },
     test: {
       name,
       include: ['src/**/*.test.ts', 'test/**/*.test.ts'],

@@ -1,0 +1,26 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createSextant } from '@sextant/core';
+import { createApp } from './app.ts';
+
+const sextant = createSextant({ serviceName: 'express-api', shutdown: { handleSignals: true } });
+
+const rawPort = process.env.PORT ?? '3000';
+const port = /^\d{1,5}$/.test(rawPort) ? Number(rawPort) : Number.NaN;
+if (!(port >= 0 && port <= 65_535)) {
+  sextant.logger.fatal({ port: rawPort }, 'PORT must be an integer from 0 to 65535');
+  process.exit(1);
+}
+
+const server = createServer(createApp(sextant));
+// Runs once in-flight requests have finished: stop accepting, so that the process exits by itself.
+sextant.onShutdown(() => {
+  server.close();
+});
+server.on('error', (error) => {
+  sextant.logger.fatal({ err: error, port }, 'could not listen');
+  process.exit(1);
+});
+server.listen(port, () => {
+  sextant.logger.info({ port: (server.address() as AddressInfo).port }, 'express-api listening');
+});

@@ -1,0 +1,28 @@
+import type { AddressInfo } from 'node:net';
+import { createSextant } from '@sextant/core';
+import { createApp } from './app.ts';
+
+const sextant = createSextant({ serviceName: 'fastify-api', shutdown: { handleSignals: true } });
+
+const port = Number(process.env.PORT ?? 3000);
+if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+  sextant.logger.fatal({ value: process.env.PORT }, 'PORT must be an integer from 0 to 65535');
+  process.exitCode = 1;
+  await sextant.shutdown();
+} else {
+  const app = await createApp(sextant);
+  // On SIGTERM Sextant answers readiness with 503 at once and lets in-flight requests finish
+  // while the server still accepts (so probes get their 503); then this hook stops the server,
+  // spans are flushed, and with nothing left to wait for the process exits by itself.
+  sextant.onShutdown(() => app.close());
+
+  try {
+    await app.listen({ port, host: process.env.HOST ?? '0.0.0.0' });
+    const address = app.server.address() as AddressInfo;
+    sextant.logger.info({ port: address.port }, 'fastify-api listening');
+  } catch (error) {
+    sextant.logger.fatal({ err: error }, 'fastify-api could not start');
+    process.exitCode = 1;
+    await sextant.shutdown();
+  }
+}

@@ -1,0 +1,282 @@
+/**
+ * Per-operation CPU cost of @sextant/core, each beside the raw library calls it wraps, in one
+ * run. Reproduce with `pnpm bench` (or `pnpm --filter @sextant/core bench`); the table in
+ * docs/benchmarks.md is regenerated.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import type { IncomingHttpHeaders } from 'node:http';
+import { context, ROOT_CONTEXT, trace } from '@opentelemetry/api';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { AlwaysOffSampler, BatchSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
+import pino from 'pino';
+import { Counter, Histogram, Registry } from 'prom-client';
+import {
+  formatMicros,
+  type GroupResult,
+  machineLine,
+  measureGroup,
+  writeSection,
+} from '../../../tooling/bench/harness.ts';
+import { createSextant, type Sextant } from '../src/index.ts';
+
+const BUDGET_REQUEST_MICROS = 15;
+const BUDGET_RENDER_MILLIS = 20;
+
+/** A loopback OTLP sink in its own process, so its CPU is not billed to the code under test. */
+async function startSink(): Promise<{ url: string; child: ChildProcess }> {
+  const child = spawn(
+    process.execPath,
+    [
+      '-e',
+      `require('node:http').createServer((req, res) => { req.resume(); req.on('end', () => res.writeHead(200, {'content-type': 'application/x-protobuf'}).end()); })
+        .listen(0, '127.0.0.1', function () { process.stdout.write(String(this.address().port) + '\\n'); });`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const [chunk] = (await once(child.stdout!, 'data')) as [Buffer];
+  return { url: `http://127.0.0.1:${chunk.toString().trim()}`, child };
+}
+
+const devNull = () => pino.destination({ dest: '/dev/null', sync: false });
+
+function sextantFor(endpoint: string, sampled: boolean): Sextant {
+  return createSextant({
+    serviceName: 'bench',
+    tracing: {
+      endpoint,
+      sampler: sampled ? 'always_on' : 'always_off',
+      batch: { maxQueueSize: 65_536, maxExportBatchSize: 512, scheduledDelayMillis: 200 },
+    },
+    metrics: { defaultMetrics: false },
+    logs: { destination: devNull() },
+    env: {},
+  });
+}
+
+const headers: IncomingHttpHeaders = {
+  host: 'api.example.com',
+  'user-agent': 'bench/1.0',
+  accept: 'application/json',
+  traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+};
+
+async function main(): Promise<void> {
+  const sink = await startSink();
+  const results: GroupResult[] = [];
+  const iterations = Number(process.env.BENCH_ITERATIONS ?? 20_000);
+
+  // --- raw OpenTelemetry SDK, exporting to the same sink ---
+  const rawProvider = new TracerProvider({
+    resource: resourceFromAttributes({ 'service.name': 'bench-raw' }),
+    spanProcessors: [
+      new BatchSpanProcessor({
+        exporter: new OTLPTraceExporter({ url: `${sink.url}/v1/traces` }),
+        maxQueueSize: 65_536,
+        scheduledDelayMillis: 200,
+      }),
+    ],
+  });
+  const rawTracer = rawProvider.getTracer('bench');
+  const rawUnsampled = new TracerProvider({ sampler: new AlwaysOffSampler() }).getTracer('bench');
+
+  // --- span start + end ---
+  let sextant = sextantFor(sink.url, true);
+  results.push(
+    await measureGroup(
+      'span start + end (sampled, OTLP export included)',
+      [
+        {
+          name: 'OpenTelemetry SDK',
+          run: () => rawTracer.startSpan('op').end(),
+          settle: () => rawProvider.forceFlush(),
+        },
+        {
+          name: 'Sextant',
+          run: () => sextant.tracer.startSpan('op').end(),
+          settle: () => sextant.tracing.forceFlush(),
+        },
+      ],
+      { iterations, yieldEvery: 200 },
+    ),
+  );
+  await sextant.shutdown();
+  sextant = sextantFor(sink.url, false);
+  results.push(
+    await measureGroup('span start + end (unsampled)', [
+      { name: 'OpenTelemetry SDK', run: () => rawUnsampled.startSpan('op').end() },
+      { name: 'Sextant', run: () => sextant.tracer.startSpan('op').end() },
+    ]),
+  );
+  await sextant.shutdown();
+
+  // --- a full HTTP request through the primitives ---
+  sextant = sextantFor(sink.url, true);
+  const rawRegistry = new Registry();
+  const rawHistogram = new Histogram({
+    name: 'http_server_request_duration_seconds',
+    help: 'raw',
+    labelNames: ['http_request_method', 'http_route', 'http_response_status_code'],
+    registers: [rawRegistry],
+  });
+  const rawLogger = pino(devNull());
+  const response = { statusCode: 200, route: '/users/:id', responseSize: 512 };
+  results.push(
+    await measureGroup(
+      'HTTP request begin + end: span, metrics, access log',
+      [
+        {
+          name: 'raw calls (SDK span, prom-client observe, pino info)',
+          run: () => {
+            const started = performance.now();
+            const span = rawTracer.startSpan('GET', { attributes: { 'http.request.method': 'GET' } });
+            span.updateName('GET /users/:id');
+            span.setAttribute('http.route', '/users/:id');
+            span.setAttribute('http.response.status_code', 200);
+            span.end();
+            const seconds = (performance.now() - started) / 1000;
+            rawHistogram.observe(
+              { http_request_method: 'GET', http_route: '/users/:id', http_response_status_code: '200' },
+              seconds,
+            );
+            rawLogger.info(
+              { method: 'GET', route: '/users/:id', status: 200, duration_ms: seconds * 1000 },
+              'request completed',
+            );
+          },
+          settle: () => rawProvider.forceFlush(),
+        },
+        {
+          name: 'Sextant http.begin + http.end',
+          run: () => {
+            const exchange = sextant.http.begin({
+              method: 'GET',
+              url: '/users/42?x=1',
+              headers,
+              remoteAddress: '127.0.0.1',
+            });
+            context.with(exchange.context, () => sextant.logger.level);
+            sextant.http.end(exchange, response);
+          },
+          settle: () => sextant.tracing.forceFlush(),
+        },
+      ],
+      { iterations, yieldEvery: 200 },
+    ),
+  );
+
+  // --- one histogram observation with three labels ---
+  const sextantHistogram = sextant.metrics.histogram({
+    name: 'bench_operation_duration_seconds',
+    help: 'bench',
+    labelNames: ['operation', 'outcome', 'region'],
+  });
+  const rawOperation = new Histogram({
+    name: 'bench_operation_duration_seconds',
+    help: 'raw',
+    labelNames: ['operation', 'outcome', 'region'],
+    registers: [rawRegistry],
+  });
+  const labels = { operation: 'checkout', outcome: 'ok', region: 'eu' };
+  results.push(
+    await measureGroup(
+      'histogram observe, three labels',
+      [
+        { name: 'prom-client', run: () => rawOperation.observe(labels, 0.042) },
+        { name: 'Sextant', run: () => sextantHistogram.observe(labels, 0.042) },
+      ],
+      { iterations: iterations * 5 },
+    ),
+  );
+
+  // --- one log record with a nested object that needs redaction ---
+  const payload = {
+    user: { email: 'ada@example.com', password: 'hunter2', profile: { plan: 'pro' } },
+    headers: { authorization: 'Bearer abc.def.ghi', accept: 'application/json' },
+    note: 'card 4111 1111 1111 1111 on file',
+  };
+  const rawRedacting = pino({ redact: ['user.password', 'headers.authorization', 'user.email'] }, devNull());
+  results.push(
+    await measureGroup('log record with redaction', [
+      {
+        name: 'pino (fast-redact paths, no value patterns)',
+        run: () => rawRedacting.info(payload, 'checkout'),
+      },
+      {
+        name: 'Sextant (keys at any depth + value patterns)',
+        run: () => context.with(ROOT_CONTEXT, () => sextant.logger.info(payload, 'checkout')),
+      },
+    ]),
+  );
+
+  // --- rendering 10k series ---
+  const rawRender = new Registry();
+  const rawCounter = new Counter({
+    name: 'bench_series_total',
+    help: 'raw',
+    labelNames: ['key'],
+    registers: [rawRender],
+  });
+  const renderSextant = createSextant({
+    serviceName: 'bench-render',
+    tracing: { enabled: false },
+    metrics: { defaultMetrics: false, seriesLimit: 20_000 },
+    logs: { destination: devNull() },
+    env: {},
+  });
+  const sextantCounter = renderSextant.metrics.counter({
+    name: 'bench_series_total',
+    help: 'bench',
+    labelNames: ['key'],
+  });
+  for (let i = 0; i < 10_000; i++) {
+    rawCounter.inc({ key: `k${i}` });
+    sextantCounter.inc({ key: `k${i}` });
+  }
+  results.push(
+    await measureGroup(
+      '/metrics rendering, 10k counter series',
+      [
+        { name: 'prom-client registry.metrics()', run: () => rawRender.metrics() },
+        { name: 'Sextant metrics.render()', run: () => renderSextant.metrics.render() },
+      ],
+      { iterations: 20, warmup: 5, rounds: 5 },
+    ),
+  );
+
+  await sextant.shutdown();
+  await renderSextant.shutdown();
+  await rawProvider.shutdown();
+  sink.child.kill();
+  trace.disable();
+
+  const request = results[2]!.rows[1]!.cpuMicros;
+  const render = results[5]!.rows[1]!.cpuMicros / 1000;
+  const lines = [
+    '## @sextant/core: per-operation CPU',
+    '',
+    `Reproduce: \`pnpm --filter @sextant/core bench\` (part of \`pnpm bench\`). ${machineLine()}.`,
+    'CPU time (user + system) per operation, median of interleaved rounds; ratio is to the first row of each group.',
+    '',
+    '| operation | implementation | CPU µs/op | ratio |',
+    '| --- | --- | ---: | ---: |',
+  ];
+  for (const group of results) {
+    for (const row of group.rows) {
+      const cpu = group.group.startsWith('/metrics')
+        ? `${formatMicros(row.cpuMicros / 1000)} ms`
+        : formatMicros(row.cpuMicros);
+      lines.push(`| ${group.group} | ${row.name} | ${cpu} | ${row.ratio.toFixed(2)} |`);
+    }
+  }
+  lines.push(
+    '',
+    `Budgets: a full request begin + end ≤ ${BUDGET_REQUEST_MICROS} µs CPU — **${request <= BUDGET_REQUEST_MICROS ? 'met' : 'missed'}** (${formatMicros(request)} µs); ` +
+      `rendering 10k series ≤ ${BUDGET_RENDER_MILLIS} ms — **${render <= BUDGET_RENDER_MILLIS ? 'met' : 'missed'}** (${formatMicros(render)} ms).`,
+  );
+  writeSection('core', lines.join('\n'));
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+await main();

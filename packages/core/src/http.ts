@@ -1,0 +1,371 @@
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import {
+  type Attributes,
+  type Context,
+  context,
+  ROOT_CONTEXT,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  type Tracer,
+  trace,
+} from '@opentelemetry/api';
+import {
+  ATTR_CLIENT_ADDRESS,
+  ATTR_ERROR_TYPE,
+  ATTR_HTTP_REQUEST_METHOD,
+  ATTR_HTTP_RESPONSE_STATUS_CODE,
+  ATTR_HTTP_ROUTE,
+  ATTR_NETWORK_PROTOCOL_VERSION,
+  ATTR_SERVER_ADDRESS,
+  ATTR_URL_PATH,
+  ATTR_URL_SCHEME,
+  ATTR_USER_AGENT_ORIGINAL,
+} from '@opentelemetry/semantic-conventions';
+import type { Logger } from 'pino';
+import type { ResolvedConfig } from './config.ts';
+import { createRequestState, setRequestState } from './context.ts';
+import type { Endpoints } from './endpoints.ts';
+import type { InFlight } from './in-flight.ts';
+import type { InternalErrorSink } from './internal-errors.ts';
+import { writeAccessLog } from './logger.ts';
+import type { HttpServerMetrics } from './metrics.ts';
+import { extractContext, generateRequestId, sanitizeRequestId } from './propagation.ts';
+
+/** The one label value that every request matching no route shares, so unknown URLs cannot grow series. */
+export const UNMATCHED_ROUTE = '_unmatched';
+
+/** What an adapter knows about an incoming request when it starts. */
+export interface HttpRequestInfo {
+  method: string;
+  /** The request target as received (`/users/7?x=1`); only its path is recorded. */
+  url: string;
+  headers: IncomingHttpHeaders;
+  scheme?: 'http' | 'https';
+  remoteAddress?: string | undefined;
+  httpVersion?: string | undefined;
+  /**
+   * A correlation id the framework already chose (Fastify's `genReqId`), used as is; otherwise
+   * the sanitized request-id header, or a generated one.
+   */
+  requestId?: string | undefined;
+}
+
+/** How the request ended, as the adapter saw it. */
+export interface HttpRequestOutcome {
+  statusCode: number;
+  /** The framework's route template (`/users/:id`); omitted when no route matched. */
+  route?: string | undefined;
+  /** An exception thrown or passed along by the handler. */
+  error?: unknown;
+  responseSize?: number | undefined;
+  /** The client went away before the response was sent. */
+  aborted?: boolean;
+}
+
+/** One server request in flight, returned by {@link HttpInstrumentation.begin}. */
+export interface HttpExchange {
+  /** Run the handler inside this context (`context.with(exchange.context, next)`). */
+  readonly context: Context;
+  readonly requestId: string;
+  /** Headers to set on the response: the correlation id and `traceresponse`. */
+  readonly responseHeaders: ReadonlyArray<readonly [string, string]>;
+  /** False for Sextant's own endpoints and ignored paths: nothing is recorded for them. */
+  readonly recorded: boolean;
+}
+
+export interface HttpInstrumentation {
+  begin(request: HttpRequestInfo): HttpExchange;
+  /** Remembers an exception for the span, when the framework reports it before the response ends. */
+  recordError(exchange: HttpExchange, error: unknown): void;
+  /** Ends the span, the metrics and writes the access log record; only the first call counts. */
+  end(exchange: HttpExchange, outcome: HttpRequestOutcome): void;
+  /**
+   * Ends the exchange when a Node response finishes, or closes early (client abort). `route` is
+   * read at that moment, after the framework has matched it.
+   */
+  endOnResponse(exchange: HttpExchange, response: ServerResponse, route: () => string | undefined): void;
+}
+
+const KNOWN_METHODS = new Set([
+  'GET',
+  'HEAD',
+  'POST',
+  'PUT',
+  'DELETE',
+  'CONNECT',
+  'OPTIONS',
+  'TRACE',
+  'PATCH',
+]);
+const OTHER_METHOD = '_OTHER';
+const ABORTED = 'aborted';
+
+class ServerExchange implements HttpExchange {
+  ended = false;
+  error: unknown = undefined;
+  readonly context: Context;
+  readonly requestId: string;
+  readonly responseHeaders: ReadonlyArray<readonly [string, string]>;
+  readonly recorded: boolean;
+  readonly span: Span | undefined;
+  /** The span belongs to someone else (auto-instrumentation): annotate it, never end it. */
+  readonly joined: boolean;
+  readonly method: string;
+  readonly path: string;
+  readonly userAgent: string | undefined;
+  readonly startedAt: number;
+  readonly finishInFlight: () => void;
+
+  constructor(
+    ctx: Context,
+    requestId: string,
+    responseHeaders: ReadonlyArray<readonly [string, string]>,
+    recorded: boolean,
+    span: Span | undefined,
+    joined: boolean,
+    method: string,
+    path: string,
+    userAgent: string | undefined,
+    startedAt: number,
+    finishInFlight: () => void,
+  ) {
+    this.context = ctx;
+    this.requestId = requestId;
+    this.responseHeaders = responseHeaders;
+    this.recorded = recorded;
+    this.span = span;
+    this.joined = joined;
+    this.method = method;
+    this.path = path;
+    this.userAgent = userAgent;
+    this.startedAt = startedAt;
+    this.finishInFlight = finishInFlight;
+  }
+}
+
+function pathOf(url: string): string {
+  const query = url.indexOf('?');
+  return query === -1 ? url : url.slice(0, query);
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function errorType(error: unknown): string {
+  if (error instanceof Error) return error.constructor?.name || error.name || 'Error';
+  return typeof error;
+}
+
+export interface HttpInstrumentationDeps {
+  config: ResolvedConfig;
+  tracer: Tracer;
+  metrics: HttpServerMetrics;
+  logger: Logger;
+  endpoints: Endpoints;
+  inFlight: InFlight;
+  sink: InternalErrorSink;
+  tracingEnabled: boolean;
+}
+
+export function createHttpInstrumentation(deps: HttpInstrumentationDeps): HttpInstrumentation {
+  const { config, tracer, metrics, logger, endpoints, inFlight, sink, tracingEnabled } = deps;
+  const ignoredPaths = new Set(config.http.ignorePaths);
+  const requestIdHeader = config.http.requestIdHeader;
+  const accessLog = config.logs.accessLog;
+  const methodNames = new Map<string, string>();
+  const spanNames = new Map<string, string>();
+  const noop = () => {};
+
+  const normaliseMethod = (raw: string): string => {
+    const cached = methodNames.get(raw);
+    if (cached !== undefined) return cached;
+    const upper = raw.toUpperCase();
+    const method = KNOWN_METHODS.has(upper) ? upper : OTHER_METHOD;
+    if (methodNames.size < 64) methodNames.set(raw, method);
+    return method;
+  };
+
+  // Span names `{method} {route}` come from a bounded set of templates: build each once.
+  const spanNameFor = (method: string, route: string): string => {
+    const key = `${method} ${route}`;
+    const cached = spanNames.get(key);
+    if (cached !== undefined) return cached;
+    if (spanNames.size < 10_000) spanNames.set(key, key);
+    return key;
+  };
+
+  function unrecorded(requestId: string): HttpExchange {
+    return new ServerExchange(
+      context.active(),
+      requestId,
+      [[requestIdHeader, requestId]],
+      false,
+      undefined,
+      false,
+      '',
+      '',
+      undefined,
+      0,
+      noop,
+    );
+  }
+
+  function begin(request: HttpRequestInfo): HttpExchange {
+    const requestId =
+      request.requestId ?? sanitizeRequestId(request.headers[requestIdHeader]) ?? generateRequestId();
+    const path = pathOf(request.url);
+    if (endpoints.isEndpointPath(path) || ignoredPaths.has(path)) return unrecorded(requestId);
+
+    const method = normaliseMethod(request.method);
+    const active = context.active();
+    const existing = trace.getSpan(active);
+    let span: Span | undefined;
+    let parent: Context;
+    let joined = false;
+    if (existing?.isRecording()) {
+      // Auto-instrumentation already opened the server span for this request: join it.
+      span = existing;
+      parent = active;
+      joined = true;
+    } else {
+      parent = extractContext(request.headers, active === ROOT_CONTEXT ? ROOT_CONTEXT : active);
+      if (tracingEnabled) {
+        const attributes: Attributes = {
+          [ATTR_HTTP_REQUEST_METHOD]: method,
+          [ATTR_URL_PATH]: path,
+          [ATTR_URL_SCHEME]: request.scheme ?? 'http',
+        };
+        const host = headerValue(request.headers.host);
+        if (host !== undefined) attributes[ATTR_SERVER_ADDRESS] = host;
+        if (request.remoteAddress !== undefined) attributes[ATTR_CLIENT_ADDRESS] = request.remoteAddress;
+        if (request.httpVersion !== undefined)
+          attributes[ATTR_NETWORK_PROTOCOL_VERSION] = request.httpVersion;
+        const userAgent = headerValue(request.headers['user-agent']);
+        if (userAgent !== undefined) attributes[ATTR_USER_AGENT_ORIGINAL] = userAgent;
+        span = tracer.startSpan(method, { kind: SpanKind.SERVER, attributes }, parent);
+      }
+    }
+
+    let ctx = span && !joined ? trace.setSpan(parent, span) : parent;
+    ctx = setRequestState(ctx, createRequestState(requestId));
+
+    const responseHeaders: Array<readonly [string, string]> = [[requestIdHeader, requestId]];
+    const spanContext = span?.spanContext();
+    if (spanContext && trace.isSpanContextValid(spanContext)) {
+      const flags = spanContext.traceFlags & 1 ? '01' : '00';
+      responseHeaders.push(['traceresponse', `00-${spanContext.traceId}-${spanContext.spanId}-${flags}`]);
+    }
+
+    metrics.requestStarted(method);
+    return new ServerExchange(
+      ctx,
+      requestId,
+      responseHeaders,
+      true,
+      span,
+      joined,
+      method,
+      path,
+      headerValue(request.headers['user-agent']),
+      performance.now(),
+      inFlight.start(),
+    );
+  }
+
+  function recordError(exchange: HttpExchange, error: unknown): void {
+    const state = exchange as ServerExchange;
+    if (state.recorded && !state.ended) state.error = error;
+  }
+
+  function finish(exchange: ServerExchange, outcome: HttpRequestOutcome): void {
+    const durationSeconds = (performance.now() - exchange.startedAt) / 1000;
+    const route = outcome.route;
+    const error = outcome.error ?? exchange.error;
+    const statusCode = outcome.statusCode;
+    const aborted = outcome.aborted === true;
+
+    const span = exchange.span;
+    if (span) {
+      if (route !== undefined) {
+        span.updateName(spanNameFor(exchange.method, route));
+        span.setAttribute(ATTR_HTTP_ROUTE, route);
+      }
+      if (!aborted) span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, statusCode);
+      if (error !== undefined) {
+        span.recordException(error instanceof Error ? error : String(error));
+      }
+      if (statusCode >= 500 && !aborted) {
+        span.setAttribute(ATTR_ERROR_TYPE, String(statusCode));
+        span.setStatus({ code: SpanStatusCode.ERROR });
+      } else if (error !== undefined && !(statusCode >= 400 && statusCode < 500)) {
+        span.setAttribute(ATTR_ERROR_TYPE, errorType(error));
+        span.setStatus({ code: SpanStatusCode.ERROR });
+      } else if (aborted) {
+        span.setAttribute(ATTR_ERROR_TYPE, ABORTED);
+      }
+      if (!exchange.joined) span.end();
+    }
+
+    metrics.requestEnded(
+      exchange.method,
+      route ?? UNMATCHED_ROUTE,
+      aborted ? 0 : statusCode,
+      durationSeconds,
+    );
+
+    if (accessLog) {
+      context.with(exchange.context, () =>
+        writeAccessLog(logger, {
+          method: exchange.method,
+          route: route ?? UNMATCHED_ROUTE,
+          path: exchange.path,
+          status: aborted ? undefined : statusCode,
+          duration_ms: durationSeconds * 1000,
+          bytes: outcome.responseSize,
+          user_agent: exchange.userAgent,
+          aborted,
+          error,
+        }),
+      );
+    }
+  }
+
+  function end(exchange: HttpExchange, outcome: HttpRequestOutcome): void {
+    const state = exchange as ServerExchange;
+    if (state.ended) return;
+    state.ended = true;
+    if (!state.recorded) return;
+    try {
+      finish(state, outcome);
+    } catch (error) {
+      sink.report('http_end', error);
+    } finally {
+      state.finishInFlight();
+    }
+  }
+
+  function endOnResponse(
+    exchange: HttpExchange,
+    response: ServerResponse,
+    route: () => string | undefined,
+  ): void {
+    if (!exchange.recorded) return;
+    const onDone = () => {
+      response.off('finish', onDone);
+      response.off('close', onDone);
+      const length = response.getHeader('content-length');
+      end(exchange, {
+        statusCode: response.statusCode,
+        route: route(),
+        responseSize: length === undefined ? undefined : Number(length),
+        aborted: !response.writableFinished,
+      });
+    };
+    response.once('finish', onDone);
+    response.once('close', onDone);
+  }
+
+  return { begin, recordError, end, endOnResponse };
+}

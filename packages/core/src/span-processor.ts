@@ -1,0 +1,238 @@
+import { type Context, context, ROOT_CONTEXT, TraceFlags } from '@opentelemetry/api';
+import { type ExportResult, ExportResultCode, suppressTracing } from '@opentelemetry/core';
+import type { ReadableSpan, Span, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace';
+import type { BatchOptions } from './config.ts';
+import type { InternalErrorSink } from './internal-errors.ts';
+
+export type SpanDropReason = 'queue_full' | 'export_failed' | 'shutdown';
+
+export interface SpanProcessorStats {
+  /** Sampled spans that ended and reached the processor. */
+  readonly ended: number;
+  /** Spans the exporter confirmed. */
+  readonly exported: number;
+  /** Spans that will never be exported; after a flush, `ended === exported + dropped`. */
+  readonly dropped: number;
+  readonly droppedByReason: Readonly<Record<SpanDropReason, number>>;
+}
+
+export interface CountingBatchSpanProcessorOptions extends BatchOptions {
+  exporter: SpanExporter;
+  sink: InternalErrorSink;
+}
+
+interface FlushWaiter {
+  /** The flush is done once this many queued spans have settled. */
+  readonly target: number;
+  readonly resolve: () => void;
+}
+
+// The exporter's own HTTP calls must not be traced, and must not inherit the request that
+// happened to end the span that filled a batch.
+const EXPORT_CONTEXT: Context = suppressTracing(ROOT_CONTEXT);
+
+/**
+ * A batch span processor that accounts for every sampled span: each one is either exported
+ * (the exporter answered SUCCESS) or dropped for a named reason. The SDK's BatchSpanProcessor
+ * drops silently, which makes an unreachable collector invisible.
+ *
+ * Exports are serialised, one batch at a time, so a slow collector costs at most the bounded
+ * queue in memory. Nothing here throws into the application: export failures go to the sink.
+ */
+export class CountingBatchSpanProcessor implements SpanProcessor {
+  readonly #exporter: SpanExporter;
+  readonly #sink: InternalErrorSink;
+  readonly #maxQueueSize: number;
+  readonly #maxExportBatchSize: number;
+  readonly #scheduledDelayMillis: number;
+  readonly #exportTimeoutMillis: number;
+
+  #queue: ReadableSpan[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  /** The scheduled delay ran out: the next batch goes out even if it is not full. */
+  #due = false;
+  /** A batch is with the exporter. */
+  #exporting = false;
+  /** #pump is on the stack; a synchronous exporter calls back inside it. */
+  #pumping = false;
+  #closing = false;
+  #shutdownPromise: Promise<void> | undefined;
+  #waiters: FlushWaiter[] = [];
+
+  /** Spans ever put in the queue, and those whose batch has since settled (either way). */
+  #enqueued = 0;
+  #settled = 0;
+
+  #ended = 0;
+  #exported = 0;
+  #droppedQueueFull = 0;
+  #droppedExportFailed = 0;
+  #droppedShutdown = 0;
+
+  constructor(options: CountingBatchSpanProcessorOptions) {
+    this.#exporter = options.exporter;
+    this.#sink = options.sink;
+    this.#maxQueueSize = options.maxQueueSize;
+    this.#maxExportBatchSize = Math.min(options.maxExportBatchSize, options.maxQueueSize);
+    this.#scheduledDelayMillis = options.scheduledDelayMillis;
+    this.#exportTimeoutMillis = options.exportTimeoutMillis;
+  }
+
+  onStart(_span: Span, _parentContext: Context): void {}
+
+  onEnd(span: ReadableSpan): void {
+    if ((span.spanContext().traceFlags & TraceFlags.SAMPLED) === 0) return;
+    this.#ended++;
+    if (this.#closing) {
+      this.#droppedShutdown++;
+      return;
+    }
+    if (this.#queue.length >= this.#maxQueueSize) {
+      this.#droppedQueueFull++;
+      return;
+    }
+    this.#queue.push(span);
+    this.#enqueued++;
+    if (this.#queue.length >= this.#maxExportBatchSize) this.#pump();
+    else if (this.#timer === undefined && !this.#exporting) this.#startTimer();
+  }
+
+  /** Exports every span queued before the call. Never rejects. */
+  forceFlush(): Promise<void> {
+    if (this.#settled >= this.#enqueued) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#waiters.push({ target: this.#enqueued, resolve });
+      this.#pump();
+    });
+  }
+
+  /**
+   * Exports what is queued, then shuts the exporter down; spans that end afterwards are
+   * dropped (reason `shutdown`). Idempotent, never rejects.
+   */
+  shutdown(): Promise<void> {
+    this.#shutdownPromise ??= this.#shutdown();
+    return this.#shutdownPromise;
+  }
+
+  stats(): SpanProcessorStats {
+    const dropped = this.#droppedQueueFull + this.#droppedExportFailed + this.#droppedShutdown;
+    return {
+      ended: this.#ended,
+      exported: this.#exported,
+      dropped,
+      droppedByReason: {
+        queue_full: this.#droppedQueueFull,
+        export_failed: this.#droppedExportFailed,
+        shutdown: this.#droppedShutdown,
+      },
+    };
+  }
+
+  async #shutdown(): Promise<void> {
+    this.#closing = true;
+    await this.forceFlush();
+    this.#clearTimer();
+    try {
+      await this.#exporter.shutdown();
+    } catch (error) {
+      this.#sink.report('span_export', error);
+    }
+  }
+
+  #pump(): void {
+    if (this.#pumping) return;
+    this.#pumping = true;
+    while (!this.#exporting && this.#queue.length > 0 && this.#shouldExportNow()) {
+      this.#due = false;
+      this.#clearTimer();
+      this.#exportBatch(this.#takeBatch());
+    }
+    this.#pumping = false;
+    if (!this.#exporting && this.#queue.length > 0 && this.#timer === undefined) this.#startTimer();
+  }
+
+  #shouldExportNow(): boolean {
+    return (
+      this.#due || this.#closing || this.#waiters.length > 0 || this.#queue.length >= this.#maxExportBatchSize
+    );
+  }
+
+  #takeBatch(): ReadableSpan[] {
+    if (this.#queue.length <= this.#maxExportBatchSize) {
+      const batch = this.#queue;
+      this.#queue = [];
+      return batch;
+    }
+    return this.#queue.splice(0, this.#maxExportBatchSize);
+  }
+
+  #exportBatch(batch: ReadableSpan[]): void {
+    this.#exporting = true;
+    let finished = false;
+    let timeout: NodeJS.Timeout | undefined;
+    const finish = (error: unknown): void => {
+      // An exporter may answer after the timeout already counted the batch as failed.
+      if (finished) return;
+      finished = true;
+      if (timeout !== undefined) clearTimeout(timeout);
+      if (error === undefined) this.#exported += batch.length;
+      else {
+        this.#droppedExportFailed += batch.length;
+        this.#sink.report('span_export', error);
+      }
+      this.#settled += batch.length;
+      this.#exporting = false;
+      this.#resolveWaiters();
+      this.#pump();
+    };
+    if (this.#exportTimeoutMillis > 0) {
+      timeout = setTimeout(
+        () => finish(new Error(`span export timed out after ${this.#exportTimeoutMillis} ms`)),
+        this.#exportTimeoutMillis,
+      );
+      timeout.unref();
+    }
+    try {
+      context.with(EXPORT_CONTEXT, () => {
+        this.#exporter.export(batch, (result: ExportResult) => {
+          finish(
+            result.code === ExportResultCode.SUCCESS
+              ? undefined
+              : (result.error ?? new Error('span exporter answered FAILED')),
+          );
+        });
+      });
+    } catch (error) {
+      finish(error);
+    }
+  }
+
+  #resolveWaiters(): void {
+    if (this.#waiters.length === 0) return;
+    const pending: FlushWaiter[] = [];
+    for (const waiter of this.#waiters) {
+      if (this.#settled >= waiter.target) waiter.resolve();
+      else pending.push(waiter);
+    }
+    this.#waiters = pending;
+  }
+
+  #startTimer(): void {
+    this.#timer = setTimeout(this.#onTimer, this.#scheduledDelayMillis);
+    // A pending batch must not keep the process alive; shutdown() flushes it.
+    this.#timer.unref();
+  }
+
+  #clearTimer(): void {
+    if (this.#timer === undefined) return;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  readonly #onTimer = (): void => {
+    this.#timer = undefined;
+    this.#due = true;
+    this.#pump();
+  };
+}

@@ -1,0 +1,203 @@
+import {
+  type Attributes,
+  type Span,
+  type SpanKind,
+  SpanStatusCode,
+  type Tracer,
+  trace,
+} from '@opentelemetry/api';
+import { ATTR_ERROR_TYPE, ERROR_TYPE_VALUE_OTHER } from '@opentelemetry/semantic-conventions';
+import { ERROR_CODES, SextantConfigError } from './errors.ts';
+import { TRACER_NAME } from './tracing.ts';
+
+export interface TracedOptions {
+  /** Span kind. Default `INTERNAL`. */
+  kind?: SpanKind;
+  /** Attributes set when the span starts. */
+  attributes?: Attributes;
+  /** Tracer to start the span with. Default: the global tracer `@sextant/core`, resolved per call. */
+  tracer?: Tracer;
+}
+
+const NO_OPTIONS: TracedOptions = Object.freeze({});
+
+/**
+ * Runs `fn` inside a new active span named `name`. A returned promise (or thenable) ends the
+ * span when it settles; anything else ends it at once. A throw or rejection is recorded on
+ * the span (exception event, status ERROR, `error.type`) and passed on unchanged.
+ *
+ * A native promise is returned as is; another thenable is awaited through `then` exactly
+ * once and a promise of its result is returned, so lazy thenables (query builders) run once.
+ */
+export function traced<T>(name: string, fn: (span: Span) => T, options: TracedOptions = NO_OPTIONS): T {
+  const tracer = options.tracer ?? trace.getTracer(TRACER_NAME);
+  return tracer.startActiveSpan(name, options, (span) => {
+    let result: T;
+    try {
+      result = fn(span);
+    } catch (error) {
+      recordError(span, error);
+      span.end();
+      throw error;
+    }
+    if (result instanceof Promise) {
+      result.then(
+        () => span.end(),
+        (error: unknown) => {
+          recordError(span, error);
+          span.end();
+        },
+      );
+      return result;
+    }
+    if (isThenable(result)) {
+      return result.then(
+        (value: unknown) => {
+          span.end();
+          return value;
+        },
+        (error: unknown) => {
+          recordError(span, error);
+          span.end();
+          throw error;
+        },
+      ) as T;
+    }
+    span.end();
+    return result;
+  });
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    value !== null &&
+    (typeof value === 'object' || typeof value === 'function') &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
+}
+
+function recordError(span: Span, error: unknown): void {
+  try {
+    if (error instanceof Error) {
+      span.recordException(error);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: error.message });
+      span.setAttribute(ATTR_ERROR_TYPE, error.constructor?.name || error.name || ERROR_TYPE_VALUE_OTHER);
+    } else {
+      span.recordException(String(error));
+      span.setStatus({ code: SpanStatusCode.ERROR, message: String(error) });
+      span.setAttribute(ATTR_ERROR_TYPE, ERROR_TYPE_VALUE_OTHER);
+    }
+  } catch {
+    // An error object with throwing getters must not replace the application's own error.
+  }
+}
+
+type Method = (this: any, ...args: any[]) => any;
+
+/** The signatures `@Traced()` accepts: TC39 standard decorators and TypeScript's `experimentalDecorators`. */
+export interface TracedDecorator {
+  <This, T extends (this: This, ...args: any[]) => any>(
+    value: T,
+    context: ClassMethodDecoratorContext<This, T>,
+  ): T;
+  (target: object, propertyKey: string | symbol, descriptor: PropertyDescriptor): PropertyDescriptor;
+}
+
+/**
+ * Method decorator: each call runs inside a span, as with {@link traced}. The default span
+ * name is `ClassName.method`. Works with TC39 standard decorators and with TypeScript's
+ * `experimentalDecorators`; metadata that other decorators (NestJS) attached to the method
+ * through reflect-metadata is carried over to the wrapper.
+ */
+export function Traced(name?: string, options: TracedOptions = NO_OPTIONS): TracedDecorator {
+  function tracedDecorator(
+    targetOrMethod: object,
+    keyOrContext: string | symbol | ClassMethodDecoratorContext,
+    descriptor?: PropertyDescriptor,
+  ): unknown {
+    if (typeof keyOrContext === 'object') {
+      if (keyOrContext.kind !== 'method' || typeof targetOrMethod !== 'function') {
+        throw notAMethod(String(keyOrContext.name));
+      }
+      const key = keyOrContext.name;
+      return wrapMethod(targetOrMethod as Method, key, name, options);
+    }
+    if (typeof descriptor?.value !== 'function') throw notAMethod(String(keyOrContext));
+    // Legacy decorators see the prototype (instance methods) or the class itself (static ones).
+    const className =
+      typeof targetOrMethod === 'function' ? targetOrMethod.name : targetOrMethod.constructor.name;
+    descriptor.value = wrapMethod(
+      descriptor.value,
+      keyOrContext,
+      name ?? `${className}.${String(keyOrContext)}`,
+      options,
+    );
+    return descriptor;
+  }
+  return tracedDecorator as TracedDecorator;
+}
+
+function notAMethod(key: string): SextantConfigError {
+  return new SextantConfigError(
+    ERROR_CODES.INVALID_OPTION,
+    `@Traced() on ${describeKey(key)}: expected a method (not a field, getter, setter or class)`,
+  );
+}
+
+function describeKey(key: string): string {
+  return key.length > 60 ? `${key.slice(0, 57)}...` : key;
+}
+
+function wrapMethod(
+  original: Method,
+  key: string | symbol,
+  fixedName: string | undefined,
+  options: TracedOptions,
+): Method {
+  let spanName = fixedName;
+  const methodName = String(key);
+  // Standard decorators do not see the class, so its name is found on the first call: the
+  // object in `this`'s prototype chain that holds this very wrapper is the declaring one.
+  const resolveSpanName = (self: unknown): string => {
+    for (let holder = self; holder !== null && holder !== undefined; holder = Object.getPrototypeOf(holder)) {
+      if (Object.getOwnPropertyDescriptor(holder, key)?.value === wrapper) {
+        const owner: { name?: string } | undefined =
+          typeof holder === 'function' ? holder : holder.constructor;
+        spanName = owner?.name ? `${owner.name}.${methodName}` : methodName;
+        return spanName;
+      }
+    }
+    // A detached call or a private method: no holder to name, and nothing worth caching.
+    const receiver = self as { constructor?: { name?: string }; name?: string } | null | undefined;
+    const className = typeof self === 'function' ? receiver?.name : receiver?.constructor?.name;
+    return className ? `${className}.${methodName}` : methodName;
+  };
+  const wrapper = function (this: unknown, ...args: unknown[]): unknown {
+    return traced(spanName ?? resolveSpanName(this), () => original.apply(this, args), options);
+  };
+  Object.defineProperty(wrapper, 'name', { value: original.name, configurable: true });
+  Object.defineProperty(wrapper, 'length', { value: original.length, configurable: true });
+  copyReflectMetadata(original, wrapper);
+  return wrapper;
+}
+
+interface ReflectMetadataApi {
+  getOwnMetadataKeys(target: object): unknown[];
+  getOwnMetadata(key: unknown, target: object): unknown;
+  defineMetadata(key: unknown, value: unknown, target: object): void;
+}
+
+/** Copies metadata only when reflect-metadata (or a compatible polyfill) is loaded; Sextant never loads it. */
+function copyReflectMetadata(from: object, to: object): void {
+  const reflect = Reflect as unknown as Partial<ReflectMetadataApi>;
+  if (
+    typeof reflect.getOwnMetadataKeys !== 'function' ||
+    typeof reflect.getOwnMetadata !== 'function' ||
+    typeof reflect.defineMetadata !== 'function'
+  ) {
+    return;
+  }
+  for (const key of reflect.getOwnMetadataKeys(from)) {
+    reflect.defineMetadata(key, reflect.getOwnMetadata(key, from), to);
+  }
+}

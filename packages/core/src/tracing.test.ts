@@ -1,0 +1,242 @@
+import { ROOT_CONTEXT, type SpanContext, TraceFlags, trace } from '@opentelemetry/api';
+import { type ExportResult, ExportResultCode } from '@opentelemetry/core';
+import {
+  InMemorySpanExporter,
+  type ReadableSpan,
+  SimpleSpanProcessor,
+  type SpanExporter,
+  TracerProvider,
+} from '@opentelemetry/sdk-trace';
+import { afterEach, describe, expect, it } from 'vitest';
+import { resolveConfig, type SextantOptions } from './config.ts';
+import { createInternalErrorSink, type InternalErrorSink } from './internal-errors.ts';
+import { createTracing, TRACER_NAME, type Tracing } from './tracing.ts';
+
+const created: Tracing[] = [];
+const cleanups: Array<() => Promise<void> | void> = [];
+
+afterEach(async () => {
+  for (const tracing of created.splice(0)) await tracing.shutdown();
+  for (const cleanup of cleanups.splice(0)) await cleanup();
+});
+
+function quietSink(): InternalErrorSink {
+  return createInternalErrorSink({ intervalMs: 0, writer: () => undefined });
+}
+
+function start(options: SextantOptions = {}, sink: InternalErrorSink = quietSink()): Tracing {
+  const { config } = resolveConfig({
+    serviceName: 'tracing-test',
+    ...options,
+    tracing: { exporter: 'memory', ...options.tracing },
+    env: {},
+  });
+  const tracing = createTracing(config, sink);
+  created.push(tracing);
+  return tracing;
+}
+
+function remoteParent(sampled: boolean): SpanContext {
+  return {
+    traceId: '0af7651916cd43dd8448eb211c80319c',
+    spanId: 'b7ad6b7169203331',
+    traceFlags: sampled ? TraceFlags.SAMPLED : TraceFlags.NONE,
+    isRemote: true,
+  };
+}
+
+function startChildOf(tracing: Tracing, parent: SpanContext) {
+  return tracing.tracer.startSpan('child', {}, trace.setSpanContext(ROOT_CONTEXT, parent));
+}
+
+/** Whether the global API currently hands out recording spans. */
+function globalRecords(): boolean {
+  const span = trace.getTracer('probe').startSpan('probe');
+  span.end();
+  return span.isRecording() || trace.isSpanContextValid(span.spanContext());
+}
+
+describe('createTracing', () => {
+  it('exports to memory as each span ends, counting them', () => {
+    const tracing = start();
+    expect(tracing).toMatchObject({ enabled: true, ownsProvider: true });
+    tracing.tracer.startSpan('first').end();
+    tracing.tracer.startSpan('second').end();
+    expect(tracing.finishedSpans().map((s) => s.name)).toEqual(['first', 'second']);
+    expect(tracing.finishedSpans()[0]!.instrumentationScope.name).toBe(TRACER_NAME);
+    expect(tracing.stats()).toEqual({
+      ended: 2,
+      exported: 2,
+      dropped: 0,
+      droppedByReason: { queue_full: 0, export_failed: 0, shutdown: 0 },
+    });
+    tracing.resetFinishedSpans();
+    expect(tracing.finishedSpans()).toEqual([]);
+  });
+
+  it('describes the service in the resource, with the SDK attributes', () => {
+    const tracing = start({
+      serviceName: 'quantum-api',
+      serviceVersion: '1.4.2',
+      environment: 'production',
+      serviceInstanceId: 'pod-7',
+      resourceAttributes: { 'team.name': 'optimisers', 'service.name': 'ignored-name' },
+    });
+    tracing.tracer.startSpan('s').end();
+    const attributes = tracing.finishedSpans()[0]!.resource.attributes;
+    expect(attributes).toMatchObject({
+      'service.name': 'quantum-api',
+      'service.version': '1.4.2',
+      'deployment.environment.name': 'production',
+      'service.instance.id': 'pod-7',
+      'team.name': 'optimisers',
+      'telemetry.sdk.language': 'nodejs',
+      'telemetry.sdk.name': 'opentelemetry',
+    });
+    expect(typeof attributes['telemetry.sdk.version']).toBe('string');
+  });
+
+  it('lets resource attributes name the environment and instance, which config cannot tell from defaults', () => {
+    const tracing = start({
+      resourceAttributes: { 'deployment.environment.name': 'staging', 'service.instance.id': 'vm-3' },
+    });
+    tracing.tracer.startSpan('s').end();
+    expect(tracing.finishedSpans()[0]!.resource.attributes).toMatchObject({
+      'deployment.environment.name': 'staging',
+      'service.instance.id': 'vm-3',
+    });
+  });
+
+  it('samples nothing with traceidratio 0', () => {
+    const tracing = start({ tracing: { sampler: 'traceidratio', samplerRatio: 0 } });
+    const span = tracing.tracer.startSpan('never');
+    expect(span.isRecording()).toBe(false);
+    span.end();
+    expect(tracing.finishedSpans()).toEqual([]);
+    expect(tracing.stats().ended).toBe(0);
+  });
+
+  it('samples nothing with always_off, even under a sampled parent', () => {
+    const tracing = start({ tracing: { sampler: 'always_off' } });
+    expect(startChildOf(tracing, remoteParent(true)).isRecording()).toBe(false);
+  });
+
+  it('follows a sampled parent with parentbased_always_off', () => {
+    const tracing = start({ tracing: { sampler: 'parentbased_always_off' } });
+    expect(tracing.tracer.startSpan('root').isRecording()).toBe(false);
+    const child = startChildOf(tracing, remoteParent(true));
+    expect(child.isRecording()).toBe(true);
+    child.end();
+    expect(tracing.finishedSpans()[0]!.spanContext().traceId).toBe(remoteParent(true).traceId);
+    expect(tracing.finishedSpans()[0]!.parentSpanContext?.spanId).toBe(remoteParent(true).spanId);
+  });
+
+  it('follows an unsampled parent with parentbased_always_on', () => {
+    const tracing = start({ tracing: { sampler: 'parentbased_always_on' } });
+    expect(tracing.tracer.startSpan('root').isRecording()).toBe(true);
+    expect(startChildOf(tracing, remoteParent(false)).isRecording()).toBe(false);
+  });
+
+  it('uses the ratio only for roots with parentbased_traceidratio', () => {
+    const tracing = start({ tracing: { sampler: 'parentbased_traceidratio', samplerRatio: 0 } });
+    expect(tracing.tracer.startSpan('root').isRecording()).toBe(false);
+    expect(startChildOf(tracing, remoteParent(true)).isRecording()).toBe(true);
+  });
+
+  it('caps attribute values at attributeValueLengthLimit', () => {
+    const tracing = start({ tracing: { attributeValueLengthLimit: 8 } });
+    const span = tracing.tracer.startSpan('capped');
+    span.setAttribute('long', 'abcdefghijklmnop');
+    span.setAttribute('short', 'abc');
+    span.end();
+    expect(tracing.finishedSpans()[0]!.attributes).toEqual({ long: 'abcdefgh', short: 'abc' });
+  });
+
+  it('registers its provider globally and unregisters it on shutdown', async () => {
+    const tracing = start();
+    trace.getTracer('someone-else').startSpan('via-global').end();
+    expect(tracing.finishedSpans().map((s) => s.name)).toEqual(['via-global']);
+    await tracing.shutdown();
+    expect(globalRecords()).toBe(false);
+    const again = start();
+    expect(again.ownsProvider).toBe(true);
+  });
+
+  it('uses a provider the application registered first instead of installing its own', async () => {
+    const appExporter = new InMemorySpanExporter();
+    const appProvider = new TracerProvider({
+      spanProcessors: [new SimpleSpanProcessor({ exporter: appExporter })],
+    });
+    expect(trace.setGlobalTracerProvider(appProvider)).toBe(true);
+    cleanups.push(async () => {
+      trace.disable();
+      await appProvider.shutdown();
+    });
+
+    const tracing = start();
+    expect(tracing).toMatchObject({ enabled: true, ownsProvider: false });
+    tracing.tracer.startSpan('joins-the-app').end();
+    expect(appExporter.getFinishedSpans().map((s) => s.name)).toEqual(['joins-the-app']);
+    expect(appExporter.getFinishedSpans()[0]!.instrumentationScope.name).toBe(TRACER_NAME);
+    expect(tracing.finishedSpans()).toEqual([]);
+    expect(tracing.stats().ended).toBe(0);
+
+    await tracing.shutdown();
+    trace.getTracer('app').startSpan('still-registered').end();
+    expect(appExporter.getFinishedSpans().map((s) => s.name)).toContain('still-registered');
+  });
+
+  it('installs nothing and hands out a no-op tracer when disabled', () => {
+    const tracing = start({ tracing: { enabled: false } });
+    expect(tracing).toMatchObject({ enabled: false, ownsProvider: false });
+    const span = tracing.tracer.startSpan('nothing');
+    expect(span.isRecording()).toBe(false);
+    span.end();
+    expect(globalRecords()).toBe(false);
+    expect(tracing.stats().ended).toBe(0);
+  });
+
+  it('still creates real span contexts with exporter none, for log correlation', () => {
+    const tracing = start({ tracing: { exporter: 'none' } });
+    const span = tracing.tracer.startSpan('unexported');
+    expect(span.isRecording()).toBe(true);
+    expect(trace.isSpanContextValid(span.spanContext())).toBe(true);
+    span.end();
+    expect(tracing.stats().ended).toBe(0);
+  });
+
+  it('batches into a SpanExporter instance and never rejects when it fails', async () => {
+    const received: ReadableSpan[][] = [];
+    let answer = ExportResultCode.SUCCESS;
+    let shutdowns = 0;
+    const exporter: SpanExporter = {
+      export(spans: ReadableSpan[], done: (result: ExportResult) => void) {
+        received.push(spans);
+        done({ code: answer });
+      },
+      async shutdown() {
+        shutdowns++;
+      },
+    };
+    const sink = quietSink();
+    const tracing = start({ tracing: { exporter, batch: { maxExportBatchSize: 10 } } }, sink);
+    tracing.tracer.startSpan('a').end();
+    tracing.tracer.startSpan('b').end();
+    expect(received).toHaveLength(0);
+    await tracing.forceFlush();
+    expect(received.map((batch) => batch.map((s) => s.name))).toEqual([['a', 'b']]);
+
+    answer = ExportResultCode.FAILED;
+    tracing.tracer.startSpan('c').end();
+    await expect(tracing.forceFlush()).resolves.toBeUndefined();
+    const stats = tracing.stats();
+    expect(stats).toMatchObject({ ended: 3, exported: 2, dropped: 1 });
+    expect(stats.droppedByReason.export_failed).toBe(1);
+    expect(sink.counts().get('span_export')).toBe(1);
+
+    const first = tracing.shutdown();
+    await expect(tracing.shutdown()).resolves.toBeUndefined();
+    await first;
+    expect(shutdowns).toBe(1);
+  });
+});

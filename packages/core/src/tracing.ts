@@ -1,0 +1,263 @@
+import {
+  type TracerProvider as ApiTracerProvider,
+  ProxyTracerProvider,
+  type Tracer,
+  trace,
+} from '@opentelemetry/api';
+import { type ExportResult, ExportResultCode } from '@opentelemetry/core';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
+import { OTLPExporterBase, type OTLPExporterConfigBase } from '@opentelemetry/otlp-exporter-base';
+import {
+  convertLegacyHttpOptions,
+  createOtlpHttpExportDelegate,
+} from '@opentelemetry/otlp-exporter-base/node-http';
+import { JsonTraceSerializer, TraceExporterMetricsHelper } from '@opentelemetry/otlp-transformer';
+import { defaultResource, type Resource, resourceFromAttributes } from '@opentelemetry/resources';
+import {
+  AlwaysOffSampler,
+  AlwaysOnSampler,
+  ConsoleSpanExporter,
+  ParentBasedSampler,
+  type ReadableSpan,
+  type Sampler,
+  type SpanExporter,
+  TraceIdRatioBasedSampler,
+  TracerProvider,
+} from '@opentelemetry/sdk-trace';
+import {
+  ATTR_DEPLOYMENT_ENVIRONMENT_NAME,
+  ATTR_SERVICE_INSTANCE_ID,
+  ATTR_SERVICE_NAME,
+  ATTR_SERVICE_VERSION,
+} from '@opentelemetry/semantic-conventions';
+import type { ResolvedConfig } from './config.ts';
+import type { InternalErrorSink } from './internal-errors.ts';
+import { CountingBatchSpanProcessor, type SpanProcessorStats } from './span-processor.ts';
+
+/** Instrumentation scope of every span Sextant creates. */
+export const TRACER_NAME = '@sextant/core';
+
+/** Counts of sampled spans that reached Sextant's processor: `ended === exported + dropped` after a flush. */
+export type TracingStats = SpanProcessorStats;
+
+export interface Tracing {
+  /** The tracer Sextant's instrumentation uses, scope `@sextant/core`. */
+  readonly tracer: Tracer;
+  readonly enabled: boolean;
+  /** False when the application already registered a tracer provider (it is used instead), or tracing is off. */
+  readonly ownsProvider: boolean;
+  stats(): TracingStats;
+  /** Spans exported so far with exporter `memory`; otherwise empty. */
+  finishedSpans(): readonly ReadableSpan[];
+  resetFinishedSpans(): void;
+  /** Exports the spans ended so far. Never rejects: failures are counted and reported to the sink. */
+  forceFlush(): Promise<void>;
+  /** Flushes and stops exporting; unregisters Sextant's global provider. Idempotent, never rejects. */
+  shutdown(): Promise<void>;
+}
+
+const ZERO_STATS: TracingStats = Object.freeze({
+  ended: 0,
+  exported: 0,
+  dropped: 0,
+  droppedByReason: Object.freeze({ queue_full: 0, export_failed: 0, shutdown: 0 }),
+});
+const NO_SPANS: readonly ReadableSpan[] = Object.freeze([]);
+const OTLP_TRACES_PATH = '/v1/traces';
+// The API's own placeholder: the delegate of a proxy that nothing was registered on.
+const NOOP_PROVIDER: ApiTracerProvider = new ProxyTracerProvider().getDelegate();
+
+/**
+ * Sets up the OpenTelemetry SDK from the resolved config and registers it globally, unless
+ * the application (or auto-instrumentation) already registered a provider: then that one is
+ * used and Sextant installs nothing. The global propagator and context manager are not
+ * touched here.
+ */
+export function createTracing(config: ResolvedConfig, sink: InternalErrorSink): Tracing {
+  if (!config.tracing.enabled) return createUnownedTracing(NOOP_PROVIDER.getTracer(TRACER_NAME), false, sink);
+  const existing = registeredProvider();
+  if (existing) return createUnownedTracing(trace.getTracer(TRACER_NAME), true, sink, existing);
+
+  const exporter = createExporter(config);
+  const processor =
+    exporter === undefined
+      ? undefined
+      : new CountingBatchSpanProcessor({
+          exporter,
+          sink,
+          // The memory exporter is read back right after a span ends (tests, debug pages), so
+          // it gets each span as it ends instead of waiting for a batch.
+          ...(exporter instanceof MemorySpanExporter
+            ? { ...config.tracing.batch, maxExportBatchSize: 1, scheduledDelayMillis: 0 }
+            : config.tracing.batch),
+        });
+  const provider = new TracerProvider({
+    resource: createResource(config),
+    sampler: createSampler(config.tracing.sampler, config.tracing.samplerRatio),
+    spanLimits: { attributeValueLengthLimit: config.tracing.attributeValueLengthLimit },
+    spanProcessors: processor ? [processor] : [],
+  });
+  if (!trace.setGlobalTracerProvider(provider)) {
+    // Another API copy holds the global slot; a second provider would split traces in two.
+    provider.shutdown().catch((error: unknown) => sink.report('span_shutdown', error));
+    return createUnownedTracing(trace.getTracer(TRACER_NAME), true, sink);
+  }
+
+  const memory = exporter instanceof MemorySpanExporter ? exporter : undefined;
+  let shutdownPromise: Promise<void> | undefined;
+  return {
+    tracer: provider.getTracer(TRACER_NAME),
+    enabled: true,
+    ownsProvider: true,
+    stats: () => processor?.stats() ?? ZERO_STATS,
+    finishedSpans: () => memory?.getFinishedSpans() ?? NO_SPANS,
+    resetFinishedSpans: () => memory?.reset(),
+    // The processor's flush never rejects and is bounded by the export timeout per batch.
+    forceFlush: () => processor?.forceFlush() ?? Promise.resolve(),
+    shutdown() {
+      shutdownPromise ??= provider
+        .shutdown()
+        .catch((error: unknown) => sink.report('span_shutdown', error))
+        .then(() => {
+          // Frees the global slot so a later createTracing (tests, a restart in-process) can install again.
+          if (registeredProvider() === provider) trace.disable();
+        });
+      return shutdownPromise;
+    },
+  };
+}
+
+function createUnownedTracing(
+  tracer: Tracer,
+  enabled: boolean,
+  sink: InternalErrorSink,
+  provider?: ApiTracerProvider,
+): Tracing {
+  // The application's provider is not ours to shut down, but Sextant's shutdown promises to
+  // flush spans, so it flushes that provider when it can.
+  const flushable = provider as { forceFlush?: () => Promise<unknown> } | undefined;
+  const forceFlush = (): Promise<void> => {
+    if (typeof flushable?.forceFlush !== 'function') return Promise.resolve();
+    try {
+      return flushable.forceFlush().then(
+        () => undefined,
+        (error: unknown) => sink.report('span_flush', error),
+      );
+    } catch (error) {
+      sink.report('span_flush', error);
+      return Promise.resolve();
+    }
+  };
+  return {
+    tracer,
+    enabled,
+    ownsProvider: false,
+    stats: () => ZERO_STATS,
+    finishedSpans: () => NO_SPANS,
+    resetFinishedSpans: () => undefined,
+    forceFlush,
+    shutdown: forceFlush,
+  };
+}
+
+/** The provider registered in the global API, if any (the global is always a proxy around it). */
+function registeredProvider(): ApiTracerProvider | undefined {
+  const global = trace.getTracerProvider() as ApiTracerProvider & { getDelegate?: () => ApiTracerProvider };
+  const delegate = typeof global.getDelegate === 'function' ? global.getDelegate() : global;
+  // A proxy from another copy of the API has its own no-op instance, hence the name check too.
+  if (delegate === NOOP_PROVIDER || delegate.constructor?.name === 'NoopTracerProvider') return undefined;
+  return delegate;
+}
+
+function createResource(config: ResolvedConfig): Resource {
+  return defaultResource().merge(
+    resourceFromAttributes({
+      [ATTR_SERVICE_INSTANCE_ID]: config.serviceInstanceId,
+      [ATTR_DEPLOYMENT_ENVIRONMENT_NAME]: config.environment,
+      // OTEL_RESOURCE_ATTRIBUTES may name the environment or instance; config cannot tell a
+      // default from a choice for those, so the explicit attributes win over them.
+      ...config.resourceAttributes,
+      [ATTR_SERVICE_NAME]: config.serviceName,
+      ...(config.serviceVersion === undefined ? {} : { [ATTR_SERVICE_VERSION]: config.serviceVersion }),
+    }),
+  );
+}
+
+function createSampler(name: ResolvedConfig['tracing']['sampler'], ratio: number): Sampler {
+  switch (name) {
+    case 'always_on':
+      return new AlwaysOnSampler();
+    case 'always_off':
+      return new AlwaysOffSampler();
+    case 'traceidratio':
+      return new TraceIdRatioBasedSampler(ratio);
+    case 'parentbased_always_on':
+      return new ParentBasedSampler({ root: new AlwaysOnSampler() });
+    case 'parentbased_always_off':
+      return new ParentBasedSampler({ root: new AlwaysOffSampler() });
+    case 'parentbased_traceidratio':
+      return new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio) });
+  }
+}
+
+function createExporter(config: ResolvedConfig): SpanExporter | undefined {
+  const { exporter, endpoint, protocol, headers, batch } = config.tracing;
+  if (typeof exporter === 'object') return exporter;
+  switch (exporter) {
+    case 'none':
+      return undefined;
+    case 'memory':
+      return new MemorySpanExporter();
+    case 'console':
+      return new ConsoleSpanExporter();
+    case 'otlp': {
+      const options: OTLPExporterConfigBase = {
+        url: endpoint.replace(/\/+$/, '') + OTLP_TRACES_PATH,
+        headers: { ...headers },
+        // Equal to the processor's limit, so a hung collector fails the batch rather than retrying
+        // past it. 0 (no processor limit) leaves the exporter its own default: it refuses 0.
+        timeoutMillis: batch.exportTimeoutMillis > 0 ? batch.exportTimeoutMillis : undefined,
+      };
+      return protocol === 'http/json' ? new OtlpJsonTraceExporter(options) : new OTLPTraceExporter(options);
+    }
+  }
+}
+
+/** OTLP over HTTP with JSON bodies; the upstream JSON exporter is a separate package built on these same parts. */
+class OtlpJsonTraceExporter extends OTLPExporterBase<ReadableSpan[]> implements SpanExporter {
+  constructor(options: OTLPExporterConfigBase) {
+    super(
+      createOtlpHttpExportDelegate(
+        convertLegacyHttpOptions(options, 'TRACES', 'v1/traces', { 'Content-Type': 'application/json' }),
+        JsonTraceSerializer,
+        'otlp_http_json_span_exporter',
+        TraceExporterMetricsHelper,
+        undefined,
+      ),
+    );
+  }
+}
+
+/**
+ * Keeps exported spans in memory. Unlike the SDK's InMemorySpanExporter it answers at once
+ * (so a span is readable as soon as it ends, even several in one tick) and keeps its spans
+ * through shutdown, so they can be read after `sextant.shutdown()`.
+ */
+class MemorySpanExporter implements SpanExporter {
+  #spans: ReadableSpan[] = [];
+
+  export(spans: ReadableSpan[], resultCallback: (result: ExportResult) => void): void {
+    for (const span of spans) this.#spans.push(span);
+    resultCallback({ code: ExportResultCode.SUCCESS });
+  }
+
+  async shutdown(): Promise<void> {}
+
+  getFinishedSpans(): readonly ReadableSpan[] {
+    return this.#spans;
+  }
+
+  reset(): void {
+    this.#spans = [];
+  }
+}

@@ -1,0 +1,175 @@
+import type { AddressInfo } from 'node:net';
+import { trace } from '@opentelemetry/api';
+import { getRequestId, type Sextant, SextantConfigError } from '@sextant/core';
+import fastify, { type FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type SextantFastifyOptions, sextantFastify, sextantServerOptions } from '../src/index.ts';
+import { collectLogs, createTestSextant, traceIdOf, waitFor, waitForSpan } from './helpers.ts';
+
+async function listen(app: FastifyInstance): Promise<string> {
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  return `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+}
+
+describe('plugin options', () => {
+  const logs = collectLogs();
+  let sextant: Sextant;
+
+  beforeAll(() => {
+    sextant = createTestSextant(logs);
+  });
+  afterAll(async () => {
+    await sextant?.shutdown();
+  });
+
+  async function registrationError(options: unknown): Promise<unknown> {
+    const app = fastify();
+    app.register(sextantFastify, options as SextantFastifyOptions);
+    try {
+      await app.ready();
+      return undefined;
+    } catch (error) {
+      return error;
+    } finally {
+      await app.close();
+    }
+  }
+
+  const cases: Array<[string, (sextant: Sextant) => unknown, RegExp]> = [
+    ['no options', () => undefined, /the sextant option is required/],
+    ['no sextant', () => ({}), /the sextant option is required/],
+    ['something else as sextant', () => ({ sextant: { logger: {} } }), /the sextant option is required/],
+    ['endpoints not a boolean', (sextant) => ({ sextant, endpoints: 'yes' }), /endpoints must be a boolean/],
+    [
+      'an unknown option',
+      (sextant) => ({ sextant, endpoint: false }),
+      /unknown option "endpoint"; expected one of: sextant, endpoints/,
+    ],
+    [
+      'a prefix',
+      (sextant) => ({ sextant, prefix: '/internal' }),
+      /createSextant\(\{ endpoints: \{ prefix \} \}\)/,
+    ],
+  ];
+
+  it.each(cases)(
+    'refuses %s at registration, with a coded and prefixed error',
+    async (_case, options, message) => {
+      const error = await registrationError(options(sextant));
+      expect(error).toBeInstanceOf(SextantConfigError);
+      expect((error as SextantConfigError).code).toBe('SEXTANT_INVALID_OPTION');
+      expect((error as Error).message).toMatch(/^@sextant\/fastify: /);
+      expect((error as Error).message).toMatch(message);
+    },
+  );
+
+  it("passes LogController options on: disableRequestLogging silences Fastify's lines, not Sextant's", async () => {
+    const app = fastify({ ...sextantServerOptions(sextant, { disableRequestLogging: true }) });
+    await app.register(sextantFastify, { sextant, endpoints: false });
+    app.get('/quiet', async () => 'ok');
+    const url = await listen(app);
+    try {
+      await fetch(`${url}/quiet`, { headers: { 'x-request-id': 'quiet-1' } });
+      await waitFor(() =>
+        logs.records().find((r) => r.request_id === 'quiet-1' && r.msg === 'request completed'),
+      );
+      expect(logs.records().filter((r) => r.reqId === 'quiet-1')).toEqual([]);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('types the per-route opt-out', () => {
+    const app = fastify();
+    app.get('/typed', { config: { sextant: false } }, async () => 'ok');
+    // @ts-expect-error: the opt-out is a boolean
+    app.get('/mistyped', { config: { sextant: 'off' } }, async () => 'ok');
+    expect(app.hasRoute({ method: 'GET', url: '/typed' })).toBe(true);
+  });
+});
+
+describe('endpoints under a prefix, with Sextant access log off', () => {
+  const logs = collectLogs();
+  let sextant: Sextant;
+  let app: FastifyInstance;
+  let url: string;
+
+  beforeAll(async () => {
+    sextant = createTestSextant(logs, {
+      endpoints: { prefix: '/internal' },
+      logs: { destination: logs, accessLog: false },
+    });
+    app = fastify({ ...sextantServerOptions(sextant) });
+    await app.register(sextantFastify, { sextant });
+    app.get('/orders/:id', async (request) => {
+      request.log.info('order read');
+      return { id: (request.params as { id: string }).id };
+    });
+    url = await listen(app);
+  });
+  afterAll(async () => {
+    await app?.close();
+    await sextant?.shutdown();
+  });
+
+  it('serves the endpoints under the prefix only', async () => {
+    expect((await fetch(`${url}/internal/metrics`)).status).toBe(200);
+    expect((await fetch(`${url}/internal/health/ready`)).status).toBe(200);
+    expect((await fetch(`${url}/internal/health/detailed`, { method: 'HEAD' })).status).toBe(200);
+    expect((await fetch(`${url}/metrics`)).status).toBe(404);
+    const exposition = await (await fetch(`${url}/internal/metrics`)).text();
+    expect(exposition).not.toMatch(/http_route="\/internal/);
+  });
+
+  it('writes Fastify own "request completed" instead, inside the request context', async () => {
+    const response = await fetch(`${url}/orders/12`, { headers: { 'x-request-id': 'own-log-1' } });
+    expect(response.status).toBe(200);
+    const span = await waitForSpan(sextant, (s) => s.spanContext().traceId === traceIdOf(response));
+    const completed = await waitFor(() =>
+      logs.records().find((r) => r.reqId === 'own-log-1' && r.msg === 'request completed'),
+    );
+    expect(completed).toMatchObject({
+      request_id: 'own-log-1',
+      trace_id: span.spanContext().traceId,
+      span_id: span.spanContext().spanId,
+    });
+    const records = logs.records().filter((r) => r.request_id === 'own-log-1');
+    expect(records.map((r) => r.msg)).toEqual(['incoming request', 'order read', 'request completed']);
+  });
+});
+
+describe('endpoints off, on a Fastify built without sextantServerOptions', () => {
+  const logs = collectLogs();
+  let sextant: Sextant;
+  let app: FastifyInstance;
+  let url: string;
+
+  beforeAll(async () => {
+    sextant = createTestSextant(logs);
+    app = fastify();
+    await app.register(sextantFastify, { sextant, endpoints: false });
+    app.get('/ping', async () => {
+      const spanContext = trace.getActiveSpan()?.spanContext();
+      return { request_id: getRequestId(), trace_id: spanContext?.traceId };
+    });
+    url = await listen(app);
+  });
+  afterAll(async () => {
+    await app?.close();
+    await sextant?.shutdown();
+  });
+
+  it('registers no endpoint routes', async () => {
+    for (const path of ['/metrics', '/health', '/health/ready', '/health/detailed']) {
+      expect((await fetch(`${url}${path}`)).status, path).toBe(404);
+    }
+  });
+
+  it('still instruments every request', async () => {
+    const response = await fetch(`${url}/ping`, { headers: { 'x-request-id': 'plain-1' } });
+    expect(response.headers.get('x-request-id')).toBe('plain-1');
+    expect(await response.json()).toEqual({ request_id: 'plain-1', trace_id: traceIdOf(response) });
+    const span = await waitForSpan(sextant, (s) => s.spanContext().traceId === traceIdOf(response));
+    expect(span.name).toBe('GET /ping');
+  });
+});

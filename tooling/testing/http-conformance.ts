@@ -1,0 +1,215 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type AppProcess, startApp } from './app-process.ts';
+import { type OtlpReceiver, startOtlpReceiver } from './otlp-receiver.ts';
+import { promtoolCheck, promtoolCheckOpenMetrics } from './promtool.ts';
+
+/**
+ * The end-to-end contract every HTTP sample app (and so every HTTP adapter) must pass unchanged:
+ * the app runs as its own process, exporting OTLP to a real receiver in this process.
+ */
+const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
+const PARENT_ID = '00f067aa0ba902b7';
+
+function traceIdOf(response: Response): string {
+  const header = response.headers.get('traceresponse');
+  expect(header).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
+  return header!.split('-')[1]!;
+}
+
+function counterValue(exposition: string, name: string, labels: Record<string, string>): number {
+  let total = 0;
+  for (const line of exposition.split('\n')) {
+    if (!line.startsWith(`${name}{`)) continue;
+    if (Object.entries(labels).every(([key, value]) => line.includes(`${key}="${value}"`))) {
+      total += Number(line.slice(line.lastIndexOf(' ') + 1));
+    }
+  }
+  return total;
+}
+
+export function describeHttpConformance(
+  name: string,
+  options: { cwd: string; env?: Record<string, string> },
+) {
+  const appEnv = (receiver: OtlpReceiver): Record<string, string> => ({
+    OTEL_SERVICE_NAME: name,
+    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+    OTEL_BSP_SCHEDULE_DELAY: '50',
+    ...options.env,
+  });
+
+  describe(`${name}: HTTP conformance`, () => {
+    let receiver: OtlpReceiver;
+    let app: AppProcess;
+
+    beforeAll(async () => {
+      receiver = await startOtlpReceiver();
+      app = await startApp({ cwd: options.cwd, env: appEnv(receiver) });
+    });
+    afterAll(async () => {
+      await app?.stop();
+      await receiver?.close();
+    });
+
+    it('continues an incoming trace: span, every log record of the request and the response share its id', async () => {
+      const response = await fetch(`${app.url}/slow?ms=5`, {
+        headers: { traceparent: `00-${TRACE_ID}-${PARENT_ID}-01`, 'x-request-id': 'conformance-1' },
+      });
+      expect(response.status).toBe(200);
+      expect(traceIdOf(response)).toBe(TRACE_ID);
+      expect(response.headers.get('x-request-id')).toBe('conformance-1');
+      const body = (await response.json()) as { request_id: string; trace_id: string };
+      expect(body).toEqual({ request_id: 'conformance-1', trace_id: TRACE_ID });
+
+      const [span] = await receiver.waitForSpans((s) => s.traceId === TRACE_ID && s.kind === 2, 1);
+      expect(span!.name).toBe('GET /slow');
+      expect(span!.parentSpanId).toBe(PARENT_ID);
+      expect(span!.resource['service.name']).toBe(name);
+
+      await app.waitForRecord((r) => r.request_id === 'conformance-1' && r.msg === 'request completed');
+      const records = app.records().filter((r) => r.request_id === 'conformance-1');
+      expect(records.length).toBeGreaterThanOrEqual(2);
+      for (const record of records) expect(record.trace_id).toBe(TRACE_ID);
+      expect(app.strayLines()).toEqual([]);
+    });
+
+    it('starts a fresh trace without a traceparent, and for a malformed one', async () => {
+      const fresh = traceIdOf(await fetch(`${app.url}/slow?ms=1`));
+      const malformed = traceIdOf(
+        await fetch(`${app.url}/slow?ms=1`, { headers: { traceparent: `00-${TRACE_ID}-${PARENT_ID}-0g` } }),
+      );
+      expect(fresh).not.toBe(TRACE_ID);
+      expect(malformed).not.toBe(TRACE_ID);
+      expect(malformed).not.toBe(fresh);
+    });
+
+    it('answers 500 for a throwing handler, with the exception on the span and an error record with the ids', async () => {
+      const response = await fetch(`${app.url}/fail`, { headers: { 'x-request-id': 'conformance-fail' } });
+      expect(response.status).toBe(500);
+      const traceId = traceIdOf(response);
+      const [span] = await receiver.waitForSpans((s) => s.traceId === traceId && s.kind === 2, 1);
+      expect(span!.name).toBe('GET /fail');
+      expect(span!.status.code).toBe(2);
+      expect(span!.events.some((event) => event.name === 'exception')).toBe(true);
+      const errorRecord = await app.waitForRecord(
+        (r) => r.request_id === 'conformance-fail' && r.level === 'error' && r.msg !== 'request completed',
+      );
+      expect(errorRecord.trace_id).toBe(traceId);
+    });
+
+    it('records route templates only, right status codes, and leaves probes and /metrics out; promtool passes', async () => {
+      const created = await fetch(`${app.url}/jobs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          type: 'maxcut',
+          edges: [
+            [0, 1],
+            [1, 2],
+            [2, 3],
+            [3, 0],
+          ],
+        }),
+      });
+      expect(created.status).toBe(202);
+      const { id } = (await created.json()) as { id: string };
+      expect((await fetch(`${app.url}/jobs/${id}`)).status).toBe(200);
+      for (let i = 0; i < 25; i++) expect((await fetch(`${app.url}/jobs/missing-${i}`)).status).toBe(404);
+      const invalid = await fetch(`${app.url}/jobs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ type: 'sudoku' }),
+      });
+      expect(invalid.status).toBe(400);
+      for (let i = 0; i < 10; i++) await fetch(`${app.url}/no/such/path/${i}`);
+      for (const probe of ['/health', '/health/ready', '/health/detailed']) {
+        expect((await fetch(`${app.url}${probe}`)).status).toBe(200);
+      }
+
+      const exposition = await (await fetch(`${app.url}/metrics`)).text();
+      expect(promtoolCheck(exposition)).toEqual({ status: 0, problems: '' });
+      const routes = new Set(
+        [
+          ...exposition.matchAll(/^http_server_request_duration_seconds_count\{[^}]*http_route="([^"]*)"/gm),
+        ].map((m) => m[1]),
+      );
+      expect(routes.has('/jobs/:id')).toBe(true);
+      expect([...routes].every((route) => !/missing|no\/such|health|metrics/.test(route!))).toBe(true);
+      const count = (labels: Record<string, string>) =>
+        counterValue(exposition, 'http_server_request_duration_seconds_count', labels);
+      expect(count({ http_route: '/jobs/:id', http_response_status_code: '404' })).toBe(25);
+      expect(
+        count({ http_route: '/jobs', http_request_method: 'POST', http_response_status_code: '202' }),
+      ).toBe(1);
+      expect(
+        count({ http_route: '/jobs', http_request_method: 'POST', http_response_status_code: '400' }),
+      ).toBe(1);
+      expect(count({ http_route: '/fail', http_response_status_code: '500' })).toBeGreaterThanOrEqual(1);
+
+      const openMetrics = await fetch(`${app.url}/metrics`, {
+        headers: { accept: 'application/openmetrics-text;version=1.0.0' },
+      });
+      expect(openMetrics.headers.get('content-type')).toContain('application/openmetrics-text');
+      expect(promtoolCheckOpenMetrics(await openMetrics.text())).toEqual({ eof: true, problems: [] });
+    });
+
+    it('keeps 500 concurrent requests apart: every record carries its own request and trace', async () => {
+      const responses = await Promise.all(
+        Array.from({ length: 500 }, async (_, i) => {
+          const requestId = `concurrent-${i}`;
+          const response = await fetch(`${app.url}/slow?ms=${i % 20}`, {
+            headers: { 'x-request-id': requestId },
+          });
+          const body = (await response.json()) as { request_id: string; trace_id: string };
+          return { requestId, status: response.status, traceId: traceIdOf(response), body };
+        }),
+      );
+      const traceByRequest = new Map<string, string>();
+      for (const { requestId, status, traceId, body } of responses) {
+        expect(status).toBe(200);
+        expect(body).toEqual({ request_id: requestId, trace_id: traceId });
+        traceByRequest.set(requestId, traceId);
+      }
+      expect(new Set(traceByRequest.values()).size).toBe(500);
+      await app.waitForRecord((r) => r.request_id === 'concurrent-499' && r.msg === 'request completed');
+      const records = app.records().filter((r) => String(r.request_id).startsWith('concurrent-'));
+      expect(records.length).toBeGreaterThanOrEqual(1000);
+      for (const record of records) expect(record.trace_id).toBe(traceByRequest.get(record.request_id));
+    });
+  });
+
+  describe(`${name}: shutdown under load`, () => {
+    it('answers readiness 503 at once, completes in-flight requests, flushes spans and exits by itself', async () => {
+      const receiver = await startOtlpReceiver();
+      const app = await startApp({
+        cwd: options.cwd,
+        env: { ...appEnv(receiver), OTEL_BSP_SCHEDULE_DELAY: '60000' },
+      });
+      try {
+        expect((await fetch(`${app.url}/health/ready`)).status).toBe(200);
+        const inFlight = Array.from({ length: 20 }, (_, i) =>
+          fetch(`${app.url}/slow?ms=800`, { headers: { 'x-request-id': `drain-${i}` } }).then(async (r) => ({
+            status: r.status,
+            traceId: traceIdOf(r),
+          })),
+        );
+        await sleep(300);
+        app.child.kill('SIGTERM');
+        await app.waitForRecord((r) => /shutting down/.test(String(r.msg)));
+        expect((await fetch(`${app.url}/health/ready`)).status).toBe(503);
+
+        const finished = await Promise.all(inFlight);
+        expect(finished.every((r) => r.status === 200)).toBe(true);
+        const exit = await app.exited;
+        expect(exit).toEqual({ code: 0, signal: null });
+        // The batch delay is a minute: these spans arrived only because shutdown flushed them.
+        const exported = new Set(receiver.spans().map((span) => span.traceId));
+        for (const { traceId } of finished) expect(exported.has(traceId)).toBe(true);
+      } finally {
+        await app.stop();
+        await receiver.close();
+      }
+    });
+  });
+}
