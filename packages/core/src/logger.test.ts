@@ -565,3 +565,46 @@ describe('stdout', () => {
     expect(JSON.parse(lines[1999]!)).toMatchObject({ i: 1999, email: '[EMAIL]', service: 'killed' });
   });
 });
+
+describe('access log fast path', () => {
+  it('honours the level, marks aborted requests and keeps child bindings', () => {
+    const quiet = harness({ logs: { level: 'warn' } });
+    quiet.logger.info('ignored');
+    writeAccessLog(quiet.logger, {
+      method: 'GET',
+      route: '/a',
+      path: '/a',
+      status: 200,
+      duration_ms: 1,
+      bytes: undefined,
+      user_agent: undefined,
+    });
+    expect(quiet.records()).toEqual([]);
+
+    const { logger, records } = harness();
+    const child = logger.child({ component: 'http' });
+    writeAccessLog(child, {
+      method: 'GET',
+      route: '/a',
+      path: '/a\u2028b',
+      status: undefined,
+      duration_ms: 2,
+      bytes: Number.NaN,
+      user_agent: 'agent "quoted"',
+      aborted: true,
+    });
+    const [record] = records();
+    expect(record).toMatchObject({
+      level: 'info',
+      component: 'http',
+      http_route: '/a',
+      url_path: '/a\u2028b',
+      duration_ms: 2,
+      user_agent_original: 'agent "quoted"',
+      http_request_aborted: true,
+      msg: 'request completed',
+    });
+    expect(record).not.toHaveProperty('http_response_status_code');
+    expect(record).not.toHaveProperty('http_response_body_size');
+  });
+});
