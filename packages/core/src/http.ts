@@ -175,7 +175,6 @@ export function createHttpInstrumentation(deps: HttpInstrumentationDeps): HttpIn
   const requestIdHeader = config.http.requestIdHeader;
   const accessLog = config.logs.accessLog;
   const methodNames = new Map<string, string>();
-  const spanNames = new Map<string, string>();
   const noop = () => {};
 
   const normaliseMethod = (raw: string): string => {
@@ -188,12 +187,22 @@ export function createHttpInstrumentation(deps: HttpInstrumentationDeps): HttpIn
   };
 
   // Span names `{method} {route}` come from a bounded set of templates: build each once.
+  const spanNames = new Map<string, Map<string, string>>();
+  let spanNameCount = 0;
   const spanNameFor = (method: string, route: string): string => {
-    const key = `${method} ${route}`;
-    const cached = spanNames.get(key);
+    let byRoute = spanNames.get(method);
+    if (byRoute === undefined) {
+      byRoute = new Map();
+      spanNames.set(method, byRoute);
+    }
+    const cached = byRoute.get(route);
     if (cached !== undefined) return cached;
-    if (spanNames.size < 10_000) spanNames.set(key, key);
-    return key;
+    const name = `${method} ${route}`;
+    if (spanNameCount < 10_000) {
+      byRoute.set(route, name);
+      spanNameCount++;
+    }
+    return name;
   };
 
   function unrecorded(requestId: string): HttpExchange {
@@ -316,8 +325,9 @@ export function createHttpInstrumentation(deps: HttpInstrumentationDeps): HttpIn
     );
 
     if (accessLog) {
-      context.with(exchange.context, () =>
-        writeAccessLog(logger, {
+      writeAccessLog(
+        logger,
+        {
           method: exchange.method,
           route: route ?? UNMATCHED_ROUTE,
           path: exchange.path,
@@ -327,7 +337,8 @@ export function createHttpInstrumentation(deps: HttpInstrumentationDeps): HttpIn
           user_agent: exchange.userAgent,
           aborted,
           error,
-        }),
+        },
+        exchange.context,
       );
     }
   }

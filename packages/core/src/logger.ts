@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { context, INVALID_TRACEID, trace } from '@opentelemetry/api';
+import { type Context, context, INVALID_TRACEID, trace } from '@opentelemetry/api';
 import pino, { type Bindings, type ChildLoggerOptions, type DestinationStream, type Logger } from 'pino';
 import type { ResolvedConfig } from './config.ts';
 import { getRequestState } from './context.ts';
@@ -403,9 +403,13 @@ function jsonField(key: string, value: string): string {
  * It is written once per request, so it is serialised here rather than by pino's generic walk:
  * the line starts with pino's own cached level, time and bindings, and the fields follow in a
  * fixed order (about a third of the cost). A record with an error takes pino's path, which knows
- * how to serialise it.
+ * how to serialise it. The ids come from `active`, the request's context.
  */
-export function writeAccessLog(logger: Logger, record: AccessLogRecord): void {
+export function writeAccessLog(
+  logger: Logger,
+  record: AccessLogRecord,
+  active: Context = context.active(),
+): void {
   const redactor = redactorOf(logger);
   const level = record.status !== undefined && record.status >= 500 ? 'error' : 'info';
   if (record.error !== undefined) {
@@ -421,7 +425,7 @@ export function writeAccessLog(logger: Logger, record: AccessLogRecord): void {
       http_request_aborted: record.aborted === true ? true : undefined,
       err: redactor.value(record.error),
     };
-    writeTrusted(logger, level, fields, ACCESS_LOG_MESSAGE);
+    context.with(active, () => writeTrusted(logger, level, fields, ACCESS_LOG_MESSAGE));
     return;
   }
   if (!logger.isLevelEnabled(level)) return;
@@ -429,7 +433,6 @@ export function writeAccessLog(logger: Logger, record: AccessLogRecord): void {
   let line: string =
     internals[lsCacheSym][LEVEL_VALUES[level]] + internals[timeSym]() + internals[chindingsSym];
 
-  const active = context.active();
   const spanContext = trace.getSpan(active)?.spanContext();
   if (spanContext !== undefined && spanContext.traceId !== INVALID_TRACEID) {
     line += `,"trace_id":"${spanContext.traceId}","span_id":"${spanContext.spanId}","trace_flags":"${TRACE_FLAGS_HEX[spanContext.traceFlags & 0xff]}"`;

@@ -23,6 +23,10 @@ function routes(sextant: Sextant) {
     route('GET', '/teapot', (_req, res) => {
       res.writeHead(418).end();
     }),
+    route('GET', '/hang', async (_req, res) => {
+      await sleep(2000);
+      if (!res.destroyed) res.writeHead(200).end();
+    }),
   ];
 }
 
@@ -143,6 +147,31 @@ describe('a node:http service on core primitives, exporting to a real OTLP recei
     });
     expect(openMetrics.headers.get('content-type')).toContain('application/openmetrics-text');
     expect(promtoolCheckOpenMetrics(await openMetrics.text())).toEqual({ eof: true, problems: [] });
+  });
+
+  it('ends the span and the active-request gauge of a request the client abandons', async () => {
+    const gauge = async () => {
+      const text = await (await fetch(`${server.url}/metrics`)).text();
+      return Number(/^http_server_active_requests\{http_request_method="GET"\} (\d+)/m.exec(text)?.[1] ?? 0);
+    };
+    const controller = new AbortController();
+    const pending = fetch(`${server.url}/hang`, {
+      signal: controller.signal,
+      headers: { 'x-request-id': 'abandoned-1' },
+    }).catch((error: Error) => error);
+    await sleep(100);
+    expect(await gauge()).toBe(1);
+    controller.abort();
+    expect(await pending).toBeInstanceOf(Error);
+    await sleep(100);
+    expect(await gauge()).toBe(0);
+    const record = logs.records().find((r) => r.request_id === 'abandoned-1');
+    expect(record).toMatchObject({ http_route: '/hang', http_request_aborted: true });
+    await sextant.tracing.forceFlush();
+    const [span] = await receiver.waitForSpans((s) => s.traceId === record!.trace_id, 1);
+    expect(span!.name).toBe('GET /hang');
+    expect(span!.attributes['error.type']).toBe('aborted');
+    expect(span!.attributes['http.response.status_code']).toBeUndefined();
   });
 
   it('exports valid OTLP protobuf to the receiver', async () => {
