@@ -30,7 +30,8 @@ function counterValue(exposition: string, name: string, labels: Record<string, s
 
 export function describeHttpConformance(
   name: string,
-  options: { cwd: string; env?: Record<string, string> },
+  /** `entry`: the script `node` runs, relative to `cwd` (default `src/main.ts`), for apps with a build step. */
+  options: { cwd: string; env?: Record<string, string>; entry?: string },
 ) {
   const appEnv = (receiver: OtlpReceiver): Record<string, string> => ({
     OTEL_SERVICE_NAME: name,
@@ -45,7 +46,7 @@ export function describeHttpConformance(
 
     beforeAll(async () => {
       receiver = await startOtlpReceiver();
-      app = await startApp({ cwd: options.cwd, env: appEnv(receiver) });
+      app = await startApp({ cwd: options.cwd, entry: options.entry, env: appEnv(receiver) });
     });
     afterAll(async () => {
       await app?.stop();
@@ -184,6 +185,7 @@ export function describeHttpConformance(
       const receiver = await startOtlpReceiver();
       const app = await startApp({
         cwd: options.cwd,
+        entry: options.entry,
         env: { ...appEnv(receiver), OTEL_BSP_SCHEDULE_DELAY: '60000' },
       });
       try {

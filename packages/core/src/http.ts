@@ -24,7 +24,7 @@ import {
 } from '@opentelemetry/semantic-conventions';
 import type { Logger } from 'pino';
 import type { ResolvedConfig } from './config.ts';
-import { createRequestState, setRequestState } from './context.ts';
+import { createRequestState, getRequestState, type RequestState, setRequestState } from './context.ts';
 import type { Endpoints } from './endpoints.ts';
 import type { InFlight } from './in-flight.ts';
 import type { InternalErrorSink } from './internal-errors.ts';
@@ -76,6 +76,11 @@ export interface HttpExchange {
 
 export interface HttpInstrumentation {
   begin(request: HttpRequestInfo): HttpExchange;
+  /**
+   * The exchange of the request whose context is active (or of `ctx`), for code that sees only
+   * the context, such as a NestJS exception filter.
+   */
+  exchangeOf(ctx?: Context): HttpExchange | undefined;
   /** Remembers an exception for the span, when the framework reports it before the response ends. */
   recordError(exchange: HttpExchange, error: unknown): void;
   /** Ends the span, the metrics and writes the access log record; only the first call counts. */
@@ -99,6 +104,8 @@ const KNOWN_METHODS = new Set([
   'PATCH',
 ]);
 const OTHER_METHOD = '_OTHER';
+/** On a request's RequestState: its exchange, so code holding only the context can reach it. */
+const kExchange = Symbol('sextant.exchange');
 const ABORTED = 'aborted';
 
 class ServerExchange implements HttpExchange {
@@ -257,8 +264,9 @@ export function createHttpInstrumentation(deps: HttpInstrumentationDeps): HttpIn
       }
     }
 
+    const state: RequestState & { [kExchange]?: HttpExchange } = createRequestState(requestId);
     let ctx = span && !joined ? trace.setSpan(parent, span) : parent;
-    ctx = setRequestState(ctx, createRequestState(requestId));
+    ctx = setRequestState(ctx, state);
 
     const responseHeaders: Array<readonly [string, string]> = [[requestIdHeader, requestId]];
     const spanContext = span?.spanContext();
@@ -268,7 +276,7 @@ export function createHttpInstrumentation(deps: HttpInstrumentationDeps): HttpIn
     }
 
     metrics.requestStarted(method);
-    return new ServerExchange(
+    const exchange = new ServerExchange(
       ctx,
       requestId,
       responseHeaders,
@@ -281,6 +289,12 @@ export function createHttpInstrumentation(deps: HttpInstrumentationDeps): HttpIn
       performance.now(),
       inFlight.start(),
     );
+    state[kExchange] = exchange;
+    return exchange;
+  }
+
+  function exchangeOf(ctx: Context = context.active()): HttpExchange | undefined {
+    return (getRequestState(ctx) as { [kExchange]?: HttpExchange } | undefined)?.[kExchange];
   }
 
   function recordError(exchange: HttpExchange, error: unknown): void {
@@ -305,14 +319,14 @@ export function createHttpInstrumentation(deps: HttpInstrumentationDeps): HttpIn
       if (error !== undefined) {
         span.recordException(error instanceof Error ? error : String(error));
       }
-      if (statusCode >= 500 && !aborted) {
-        span.setAttribute(ATTR_ERROR_TYPE, String(statusCode));
+      if (aborted) {
+        span.setAttribute(ATTR_ERROR_TYPE, ABORTED);
+      } else if (statusCode >= 500) {
+        span.setAttribute(ATTR_ERROR_TYPE, error === undefined ? String(statusCode) : errorType(error));
         span.setStatus({ code: SpanStatusCode.ERROR });
       } else if (error !== undefined && !(statusCode >= 400 && statusCode < 500)) {
         span.setAttribute(ATTR_ERROR_TYPE, errorType(error));
         span.setStatus({ code: SpanStatusCode.ERROR });
-      } else if (aborted) {
-        span.setAttribute(ATTR_ERROR_TYPE, ABORTED);
       }
       if (!exchange.joined) span.end();
     }
@@ -378,5 +392,5 @@ export function createHttpInstrumentation(deps: HttpInstrumentationDeps): HttpIn
     response.once('close', onDone);
   }
 
-  return { begin, recordError, end, endOnResponse };
+  return { begin, exchangeOf, recordError, end, endOnResponse };
 }

@@ -1,6 +1,10 @@
-// Sextant core: the public API is exactly what this file names.
+// Sextant core: the public API is exactly what this file names, grouped by concept.
 
-// Configuration
+// Instance
+export type { Sextant } from './sextant.ts';
+export { createSextant } from './sextant.ts';
+
+// Configuration and errors
 export type {
   BatchOptions,
   LogLevel,
@@ -18,9 +22,72 @@ export type {
   TracesSamplerName,
 } from './config.ts';
 export { DEFAULT_OPTIONS, HTTP_DURATION_BUCKETS, resolveConfig } from './config.ts';
+export { ERROR_CODES, SextantConfigError } from './errors.ts';
+export type { InternalErrorSink } from './internal-errors.ts';
+export { safeCall } from './internal-errors.ts';
+
 // Context and propagation
 export type { RequestState } from './context.ts';
 export { getRequestId, getRequestState, runWithRequestId, setTenant, setUser } from './context.ts';
+export {
+  createPropagator,
+  extractContext,
+  generateRequestId,
+  injectContext,
+  sanitizeRequestId,
+  W3CBaggagePropagator,
+  W3CTraceContextPropagator,
+} from './propagation.ts';
+
+// Tracing
+export type { SpanDropReason } from './span-processor.ts';
+export type { SettleResult, TracedDecorator, TracedOptions } from './traced.ts';
+export { recordSpanError, Traced, traced } from './traced.ts';
+export type { Tracing, TracingStats } from './tracing.ts';
+export { TRACER_NAME } from './tracing.ts';
+
+// HTTP primitives for adapters
+export type { HttpExchange, HttpInstrumentation, HttpRequestInfo, HttpRequestOutcome } from './http.ts';
+export { UNMATCHED_ROUTE } from './http.ts';
+
+// Metrics
+export type { MetricDescriptor, MetricErrorReason, MetricType } from './metric-names.ts';
+export { METRIC_ERROR_REASONS, METRICS } from './metric-names.ts';
+export type {
+  CounterDefinition,
+  GaugeDefinition,
+  HistogramDefinition,
+  HttpServerMetrics,
+  LabelValues,
+  Metrics,
+  SextantCounter,
+  SextantGauge,
+  SextantHistogram,
+  SextantHistogramChild,
+} from './metrics.ts';
+
+// Domain tracers: sextant.quantum and sextant.business
+export type { BusinessKpi, BusinessOutcome, BusinessTracer, BusinessUnit } from './business.ts';
+export { BUSINESS_ATTRIBUTES } from './business.ts';
+export type {
+  CircuitBreakerLike,
+  QuantumCompletion,
+  QuantumFallback,
+  QuantumFallbackReason,
+  QuantumJob,
+  QuantumJobCarrier,
+  QuantumJobOutcome,
+  QuantumJobSpec,
+  QuantumJobState,
+  QuantumTracer,
+} from './quantum.ts';
+export { CIRCUIT_BREAKER_STATE, QUANTUM_ATTRIBUTES, QUANTUM_JOB_CARRIER_KEY } from './quantum.ts';
+
+// Logs
+export type { Redactor, RedactorOptions } from './redact.ts';
+export { createRedactor } from './redact.ts';
+
+// Health, endpoints, lifecycle
 export type {
   EndpointName,
   EndpointRequest,
@@ -28,8 +95,6 @@ export type {
   Endpoints,
   MetricsSource,
 } from './endpoints.ts';
-export { ERROR_CODES, SextantConfigError } from './errors.ts';
-// Health, endpoints, lifecycle
 export type {
   CheckReport,
   Health,
@@ -41,42 +106,4 @@ export type {
   HealthStatus,
 } from './health.ts';
 export { down, up } from './health.ts';
-// HTTP primitives for adapters
-export type { HttpExchange, HttpInstrumentation, HttpRequestInfo, HttpRequestOutcome } from './http.ts';
-export { UNMATCHED_ROUTE } from './http.ts';
 export type { InFlight } from './in-flight.ts';
-export type { InternalErrorSink } from './internal-errors.ts';
-export { safeCall } from './internal-errors.ts';
-export { METRICS } from './metric-names.ts';
-
-// Metrics
-export type {
-  CounterDefinition,
-  GaugeDefinition,
-  HistogramDefinition,
-  HttpServerMetrics,
-  Metrics,
-  SextantCounter,
-  SextantGauge,
-  SextantHistogram,
-} from './metrics.ts';
-export {
-  createPropagator,
-  extractContext,
-  generateRequestId,
-  injectContext,
-  sanitizeRequestId,
-  W3CBaggagePropagator,
-  W3CTraceContextPropagator,
-} from './propagation.ts';
-
-// Logs
-export type { Redactor, RedactorOptions } from './redact.ts';
-export { createRedactor } from './redact.ts';
-// Instance
-export type { Sextant } from './sextant.ts';
-export { createSextant } from './sextant.ts';
-export type { TracedOptions } from './traced.ts';
-export { Traced, traced } from './traced.ts';
-// Tracing
-export type { Tracing, TracingStats } from './tracing.ts';

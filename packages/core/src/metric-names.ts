@@ -123,6 +123,31 @@ export const METRICS = Object.freeze({
     unit: 'ratio',
     labelNames: ['quantum_problem_type'],
   }),
+  quantumJobPhaseDuration: describe({
+    type: 'histogram',
+    name: 'quantum_job_phase_duration_seconds',
+    help: 'Time quantum jobs spent in a phase (queued, running, fallback), by provider.',
+    unit: 'seconds',
+    labelNames: ['quantum_provider', 'phase'],
+  }),
+  quantumInvalidTransitions: describe({
+    type: 'counter',
+    name: 'quantum_invalid_transitions_total',
+    help: 'Quantum job transitions ignored because the job could not make them, by state and attempted transition.',
+    labelNames: ['from', 'to'],
+  }),
+  quantumCircuitBreakerState: describe({
+    type: 'gauge',
+    name: 'quantum_circuit_breaker_state',
+    help: 'State of the circuit breaker in front of a quantum provider: 0 closed, 1 half-open, 2 open.',
+    labelNames: ['quantum_provider'],
+  }),
+  quantumCircuitBreakerEvents: describe({
+    type: 'counter',
+    name: 'quantum_circuit_breaker_events_total',
+    help: 'Calls through the circuit breaker in front of a quantum provider, by what happened (success, failure, timeout, reject, fallback).',
+    labelNames: ['quantum_provider', 'event'],
+  }),
 
   // Business units
   businessOperations: describe({

@@ -1,5 +1,6 @@
 import { propagation, type Tracer } from '@opentelemetry/api';
 import type { Logger } from 'pino';
+import { type BusinessTracer, createBusinessTracer } from './business.ts';
 import { type ResolvedConfig, resolveConfig, type SextantOptions } from './config.ts';
 import { ensureContextManager } from './context.ts';
 import { createEndpoints, type Endpoints } from './endpoints.ts';
@@ -10,6 +11,7 @@ import { createInternalErrorSink, type InternalErrorSink } from './internal-erro
 import { createLogger, logBusinessEvent } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { createPropagator } from './propagation.ts';
+import { createQuantumTracer, type QuantumTracer } from './quantum.ts';
 import { createRedactor } from './redact.ts';
 import { createTracing, type Tracing } from './tracing.ts';
 
@@ -28,6 +30,10 @@ export interface Sextant {
   readonly http: HttpInstrumentation;
   /** Requests and jobs in progress; shutdown waits for them. */
   readonly inFlight: InFlight;
+  /** Jobs sent to quantum providers: one span per job, the quantum_* metrics, breaker state. */
+  readonly quantum: QuantumTracer;
+  /** Business units: operations, events and KPIs. */
+  readonly business: BusinessTracer;
   readonly errors: InternalErrorSink;
   /** Logs a business event (`order.placed`) as one record, with the active ids. */
   event(name: string, fields?: Record<string, unknown>): void;
@@ -74,6 +80,10 @@ export function createSextant(options: SextantOptions = {}): Sextant {
     sink: errors,
     tracingEnabled: tracing.enabled,
   });
+
+  const domainDeps = { tracer: tracing.tracer, metrics, logger, sink: errors };
+  const quantum = createQuantumTracer(domainDeps);
+  const business = createBusinessTracer(domainDeps);
 
   const shutdownHooks: Array<() => void | Promise<void>> = [];
   let shuttingDown: Promise<void> | undefined;
@@ -124,6 +134,8 @@ export function createSextant(options: SextantOptions = {}): Sextant {
     endpoints,
     http,
     inFlight,
+    quantum,
+    business,
     errors,
     event: (name, fields) => logBusinessEvent(logger, name, fields),
     onShutdown: (hook) => {

@@ -39,6 +39,31 @@ function expectRecordedError(span: ReadableSpan, type: string, message: string):
 
 class QuotaError extends Error {}
 
+describe('traced with a settle hook', () => {
+  it('lets a deferred result end the span later, in the span context, recording its error once', () => {
+    const finishers: Array<(error?: unknown) => void> = [];
+    const deferred = { kind: 'deferred' };
+    const wrapped = traced('deferred.work', () => deferred, {
+      settle: (result, end, spanContext) => {
+        if (result !== deferred) return undefined;
+        expect(trace.getSpan(spanContext)?.isRecording()).toBe(true);
+        finishers.push(end);
+        return { wrapped: result };
+      },
+    });
+    expect(wrapped).toEqual({ wrapped: deferred });
+    expect(tracing.finishedSpans()).toHaveLength(0);
+    finishers[0]!(new QuotaError('quota exhausted'));
+    finishers[0]!();
+    expectRecordedError(onlySpan(), 'QuotaError', 'quota exhausted');
+  });
+
+  it('ends the span at once when the hook declines the result', () => {
+    expect(traced('plain', () => 7, { settle: () => undefined })).toBe(7);
+    expect(onlySpan().name).toBe('plain');
+  });
+});
+
 describe('traced', () => {
   it('runs a sync function in an active span and returns its value', () => {
     let seen: Span | undefined;

@@ -1,5 +1,7 @@
 import {
   type Attributes,
+  type Context,
+  context,
   type Span,
   type SpanKind,
   SpanStatusCode,
@@ -17,7 +19,16 @@ export interface TracedOptions {
   attributes?: Attributes;
   /** Tracer to start the span with. Default: the global tracer `@sextant/core`, resolved per call. */
   tracer?: Tracer;
+  /**
+   * For results that finish later but are not promises (an RxJS Observable, a stream): return a
+   * replacement that calls `end` once, when the work is done (with the error if it failed), or
+   * `undefined` to end the span at once. Core stays free of such libraries; adapters pass this.
+   */
+  settle?: SettleResult;
 }
+
+/** See {@link TracedOptions.settle}. `spanContext` is the span's context, to run deferred work in. */
+export type SettleResult = (result: unknown, end: (error?: unknown) => void, spanContext: Context) => unknown;
 
 const NO_OPTIONS: TracedOptions = Object.freeze({});
 
@@ -36,7 +47,7 @@ export function traced<T>(name: string, fn: (span: Span) => T, options: TracedOp
     try {
       result = fn(span);
     } catch (error) {
-      recordError(span, error);
+      recordSpanError(span, error);
       span.end();
       throw error;
     }
@@ -44,11 +55,22 @@ export function traced<T>(name: string, fn: (span: Span) => T, options: TracedOp
       result.then(
         () => span.end(),
         (error: unknown) => {
-          recordError(span, error);
+          recordSpanError(span, error);
           span.end();
         },
       );
       return result;
+    }
+    if (options.settle !== undefined) {
+      let ended = false;
+      const end = (error?: unknown) => {
+        if (ended) return;
+        ended = true;
+        if (error !== undefined) recordSpanError(span, error);
+        span.end();
+      };
+      const settled = options.settle(result, end, context.active());
+      if (settled !== undefined) return settled as T;
     }
     if (isThenable(result)) {
       return result.then(
@@ -57,7 +79,7 @@ export function traced<T>(name: string, fn: (span: Span) => T, options: TracedOp
           return value;
         },
         (error: unknown) => {
-          recordError(span, error);
+          recordSpanError(span, error);
           span.end();
           throw error;
         },
@@ -76,7 +98,11 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
   );
 }
 
-function recordError(span: Span, error: unknown): void {
+/**
+ * Records a failure on a span the way every Sextant span does: exception event, status ERROR
+ * and `error.type` (the error's class, or `_OTHER`). Never throws.
+ */
+export function recordSpanError(span: Span, error: unknown): void {
   try {
     if (error instanceof Error) {
       span.recordException(error);

@@ -1,0 +1,44 @@
+import 'reflect-metadata';
+import type { AddressInfo } from 'node:net';
+import type { INestApplication } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { ExpressAdapter } from '@nestjs/platform-express';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
+import { createSextant } from '@sextant/core';
+import { SextantLogger } from '@sextant/nestjs';
+import { AppModule } from './app.module.ts';
+
+const sextant = createSextant({ serviceName: 'nest-api', shutdown: { handleSignals: true } });
+
+const rawPort = process.env.PORT ?? '3000';
+const port = /^\d{1,5}$/.test(rawPort) ? Number(rawPort) : Number.NaN;
+const platform = process.env.NEST_PLATFORM ?? 'express';
+
+if (!(port >= 0 && port <= 65_535)) {
+  sextant.logger.fatal({ port: rawPort }, 'PORT must be an integer from 0 to 65535');
+  process.exitCode = 1;
+  await sextant.shutdown();
+} else if (platform !== 'express' && platform !== 'fastify') {
+  sextant.logger.fatal({ platform }, 'NEST_PLATFORM must be express or fastify');
+  process.exitCode = 1;
+  await sextant.shutdown();
+} else {
+  const adapter = platform === 'fastify' ? new FastifyAdapter() : new ExpressAdapter();
+  // Nest's own records (start-up, routes) wait for Sextant's logger instead of going to the console.
+  const app: INestApplication = await NestFactory.create(AppModule.register(sextant), adapter, {
+    bufferLogs: true,
+  });
+  app.useLogger(new SextantLogger(sextant));
+  // On SIGTERM Sextant answers readiness with 503 at once and lets in-flight requests finish;
+  // then this hook closes Nest and its server, spans are flushed, and the process exits by itself.
+  sextant.onShutdown(() => app.close());
+  try {
+    await app.listen(port, process.env.HOST ?? '0.0.0.0');
+    const address = app.getHttpServer().address() as AddressInfo;
+    sextant.logger.info({ port: address.port, platform }, 'nest-api listening');
+  } catch (error) {
+    sextant.logger.fatal({ err: error }, 'nest-api could not start');
+    process.exitCode = 1;
+    await sextant.shutdown();
+  }
+}

@@ -1,0 +1,83 @@
+import { fileURLToPath } from 'node:url';
+import { type AppProcess, startApp } from '@sextant/testing/app-process';
+import { type OtlpReceiver, startOtlpReceiver } from '@sextant/testing/otlp-receiver';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const cwd = fileURLToPath(new URL('..', import.meta.url));
+const SQUARE = {
+  type: 'maxcut',
+  edges: [
+    [0, 1],
+    [1, 2],
+    [2, 3],
+    [3, 0],
+  ],
+};
+
+describe.each(['express', 'fastify'])('nest-api on %s: the Nest pipeline inside the request', (platform) => {
+  let receiver: OtlpReceiver;
+  let app: AppProcess;
+
+  beforeAll(async () => {
+    receiver = await startOtlpReceiver();
+    app = await startApp({
+      cwd,
+      entry: 'dist/main.js',
+      env: {
+        NEST_PLATFORM: platform,
+        OTEL_SERVICE_NAME: `nest-api-${platform}`,
+        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+        OTEL_BSP_SCHEDULE_DELAY: '50',
+      },
+    });
+  });
+  afterAll(async () => {
+    await app?.stop();
+    await receiver?.close();
+  });
+
+  const submit = (requestId: string) =>
+    fetch(`${app.url}/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-request-id': requestId },
+      body: JSON.stringify(SQUARE),
+    });
+
+  it("writes the guard's log record with the request's ids", async () => {
+    const response = await submit(`${platform}-guarded`);
+    expect(response.status).toBe(202);
+    const traceId = response.headers.get('traceresponse')!.split('-')[1];
+    const record = await app.waitForRecord(
+      (r) => r.msg === 'job submission admitted' && r.request_id === `${platform}-guarded`,
+    );
+    expect(record).toMatchObject({ trace_id: traceId, context: 'SubmissionsGuard' });
+    expect(record.span_id).toMatch(/^[0-9a-f]{16}$/);
+  });
+
+  it('makes the traced provider method a child of the request span', async () => {
+    const response = await submit(`${platform}-traced`);
+    expect(response.status).toBe(202);
+    const traceId = response.headers.get('traceresponse')!.split('-')[1];
+    const spans = await receiver.waitForSpans((s) => s.traceId === traceId, 2);
+    const server = spans.find((s) => s.kind === 2)!;
+    const submitSpan = spans.find((s) => s.name === 'JobsService.submit')!;
+    expect(server.name).toBe('POST /jobs');
+    expect(submitSpan.parentSpanId).toBe(server.spanId);
+  });
+
+  it('answers an invalid body 400 through the pipe, and an unknown job 404, neither a server error', async () => {
+    const invalid = await fetch(`${app.url}/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ type: 'maxcut', edges: [] }),
+    });
+    expect(invalid.status).toBe(400);
+    expect(await invalid.json()).toMatchObject({ message: '"edges" must hold at least one edge' });
+    const missing = await fetch(`${app.url}/jobs/nope`);
+    expect(missing.status).toBe(404);
+    const traceId = missing.headers.get('traceresponse')!.split('-')[1];
+    const [span] = await receiver.waitForSpans((s) => s.traceId === traceId && s.kind === 2, 1);
+    expect(span!.name).toBe('GET /jobs/:id');
+    expect(span!.status.code).not.toBe(2);
+  });
+});

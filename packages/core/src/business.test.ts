@@ -1,0 +1,275 @@
+import { SpanStatusCode } from '@opentelemetry/api';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace';
+import { afterEach, describe, expect, it } from 'vitest';
+import { promtoolCheck } from '../../../tooling/testing/promtool.ts';
+import { type BusinessTracer, createBusinessTracer } from './business.ts';
+import { runWithRequestId, setTenant, setUser } from './context.ts';
+import { ERROR_CODES, SextantConfigError } from './errors.ts';
+import { createSextant, type Sextant } from './sextant.ts';
+
+type LogRecord = Record<string, unknown> & { level: string; msg: string };
+
+interface Harness {
+  sextant: Sextant;
+  business: BusinessTracer;
+  records(): LogRecord[];
+  spans(): readonly ReadableSpan[];
+  scrape(): Promise<string>;
+}
+
+let current: Sextant | undefined;
+
+afterEach(async () => {
+  await current?.shutdown();
+  current = undefined;
+});
+
+function sampleValue(body: string, name: string, labels: Record<string, string>): number | undefined {
+  const wanted = Object.entries(labels).sort(([a], [b]) => a.localeCompare(b));
+  for (const line of body.split('\n')) {
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (match === null || match[1] !== name) continue;
+    const found = [...(match[2] ?? '').matchAll(/([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)"/g)]
+      .map((m): [string, string] => [m[1]!, m[2]!])
+      .sort(([a], [b]) => a.localeCompare(b));
+    if (JSON.stringify(found) === JSON.stringify(wanted)) return Number(match[3]);
+  }
+  return undefined;
+}
+
+function harness(): Harness {
+  const lines: string[] = [];
+  const sextant = createSextant({
+    serviceName: 'business-test',
+    tracing: { exporter: 'memory' },
+    logs: { destination: { write: (line: string) => void lines.push(line) } },
+    env: {},
+  });
+  current = sextant;
+  const business = createBusinessTracer({
+    tracer: sextant.tracer,
+    metrics: sextant.metrics,
+    logger: sextant.logger,
+    sink: sextant.errors,
+  });
+  return {
+    sextant,
+    business,
+    records: () => lines.map((line) => JSON.parse(line) as LogRecord),
+    spans: () => sextant.tracing.finishedSpans(),
+    scrape: async () => (await sextant.metrics.render()).body,
+  };
+}
+
+const CHARGE_SUCCESS = { business_unit: 'billing', business_operation: 'charge', outcome: 'success' };
+const CHARGE_FAILURE = { ...CHARGE_SUCCESS, outcome: 'failure' };
+
+/** Runs `fn` as a request of user u-42 in tenant acme. */
+function asUser<T>(fn: () => T): T {
+  return runWithRequestId('req-1', () => {
+    setUser('u-42');
+    setTenant('acme');
+    return fn();
+  });
+}
+
+describe('business operations', () => {
+  it('runs a sync operation in a span with unit, operation, user and tenant; metrics without them', async () => {
+    const { business, spans, records, scrape, sextant } = harness();
+    const billing = business.unit('billing');
+    expect(business.unit('billing')).toBe(billing);
+    const value = asUser(() => billing.operation('charge', () => 42, { 'billing.plan': 'pro' }));
+    expect(value).toBe(42);
+
+    const [span, ...others] = spans();
+    expect(others).toEqual([]);
+    expect(span!.name).toBe('billing.charge');
+    expect(span!.attributes).toEqual({
+      'billing.plan': 'pro',
+      'business.unit': 'billing',
+      'business.operation': 'charge',
+      'business.outcome': 'success',
+      'enduser.id': 'u-42',
+      'tenant.id': 'acme',
+    });
+    expect(span!.status.code).toBe(SpanStatusCode.UNSET);
+
+    const logged = records().filter((r) => r.business_operation === 'charge');
+    expect(logged).toHaveLength(1);
+    expect(logged[0]).toMatchObject({
+      level: 'info',
+      msg: 'business operation completed',
+      business_unit: 'billing',
+      outcome: 'success',
+      user_id: 'u-42',
+      tenant_id: 'acme',
+      request_id: 'req-1',
+      trace_id: span!.spanContext().traceId,
+      span_id: span!.spanContext().spanId,
+    });
+
+    const body = await scrape();
+    expect(sampleValue(body, 'business_operations_total', CHARGE_SUCCESS)).toBe(1);
+    expect(sampleValue(body, 'business_operation_duration_seconds_count', CHARGE_SUCCESS)).toBe(1);
+    expect(body).not.toContain('u-42');
+    expect(body).not.toContain('acme');
+    expect(promtoolCheck((await sextant.metrics.render()).body)).toEqual({ status: 0, problems: '' });
+  });
+
+  it('records an async failure and passes the same rejection on', async () => {
+    const { business, spans, records, scrape } = harness();
+    const billing = business.unit('billing');
+    const error = new TypeError('card declined');
+    const pending = asUser(() =>
+      billing.operation('charge', async () => {
+        await Promise.resolve();
+        throw error;
+      }),
+    );
+    await expect(pending).rejects.toBe(error);
+    await new Promise((resolve) => setImmediate(resolve));
+
+    const span = spans()[0]!;
+    expect(span.status).toEqual({ code: SpanStatusCode.ERROR, message: 'card declined' });
+    expect(span.attributes).toMatchObject({
+      'business.outcome': 'failure',
+      'error.type': 'TypeError',
+      'enduser.id': 'u-42',
+    });
+    expect(records().find((r) => r.business_operation === 'charge')).toMatchObject({
+      level: 'error',
+      msg: 'business operation failed',
+      outcome: 'failure',
+      user_id: 'u-42',
+      err: { message: 'card declined' },
+    });
+    const body = await scrape();
+    expect(sampleValue(body, 'business_operations_total', CHARGE_FAILURE)).toBe(1);
+    expect(sampleValue(body, 'business_operation_duration_seconds_count', CHARGE_FAILURE)).toBe(1);
+    expect(sampleValue(body, 'business_operations_total', CHARGE_SUCCESS)).toBe(undefined);
+  });
+
+  it('records a sync throw as a failure and rethrows it', async () => {
+    const { business, scrape, spans } = harness();
+    const billing = business.unit('billing');
+    expect(() =>
+      billing.operation('charge', () => {
+        throw new Error('ledger locked');
+      }),
+    ).toThrow('ledger locked');
+    expect(spans()[0]!.attributes['business.outcome']).toBe('failure');
+    expect(sampleValue(await scrape(), 'business_operations_total', CHARGE_FAILURE)).toBe(1);
+  });
+
+  it('reads the user named during the operation, and leaves ids out when there is no request', async () => {
+    const { business, spans } = harness();
+    const auth = business.unit('auth');
+    await runWithRequestId('req-2', () => auth.operation('login', async () => setUser('u-7')));
+    auth.operation('ping', () => undefined);
+    const [login, ping] = spans();
+    expect(login!.attributes['enduser.id']).toBe('u-7');
+    expect(ping!.attributes).not.toHaveProperty('enduser.id');
+    expect(ping!.attributes).not.toHaveProperty('tenant.id');
+  });
+
+  it('refuses a unit name that cannot be a label and part of a metric name', () => {
+    const { business } = harness();
+    expect(() => business.unit('Billing Dept')).toThrow(SextantConfigError);
+    expect(() => business.unit('Billing Dept')).toThrow(/business unit name "Billing Dept" is invalid/);
+  });
+});
+
+describe('business events', () => {
+  it('counts the event and logs one business-event record', async () => {
+    const { business, records, scrape } = harness();
+    const billing = business.unit('billing');
+    asUser(() => billing.event('invoice.paid', { amount: 12 }));
+    billing.event('invoice.paid');
+    expect(
+      sampleValue(await scrape(), 'business_events_total', {
+        business_unit: 'billing',
+        business_event: 'invoice.paid',
+      }),
+    ).toBe(2);
+    const events = records().filter((r) => r.event === 'invoice.paid');
+    expect(events).toHaveLength(2);
+    expect(events[0]).toMatchObject({
+      event_kind: 'business',
+      business_unit: 'billing',
+      amount: 12,
+      user_id: 'u-42',
+      tenant_id: 'acme',
+    });
+  });
+});
+
+describe('business KPIs', () => {
+  it('reads each KPI at scrape time into its own gauge', async () => {
+    const { business, scrape } = harness();
+    const billing = business.unit('billing');
+    let open = 17;
+    billing.kpi({ name: 'open_invoices', help: 'Invoices not paid yet.', collect: () => open });
+    billing.kpi({ name: 'revenue_ratio', help: 'Revenue against target.', collect: async () => 0.75 });
+    let body = await scrape();
+    expect(body).toContain('# HELP business_billing_open_invoices Invoices not paid yet.');
+    expect(body).toContain('# TYPE business_billing_open_invoices gauge');
+    expect(sampleValue(body, 'business_billing_open_invoices', {})).toBe(17);
+    expect(sampleValue(body, 'business_billing_revenue_ratio', {})).toBe(0.75);
+    open = 18;
+    body = await scrape();
+    expect(sampleValue(body, 'business_billing_open_invoices', {})).toBe(18);
+    expect(promtoolCheck(body)).toEqual({ status: 0, problems: '' });
+  });
+
+  it('counts failing and hung KPIs without failing or hanging the scrape', async () => {
+    const { business, scrape } = harness();
+    const billing = business.unit('billing');
+    billing.kpi({
+      name: 'overdue_invoices',
+      help: 'Invoices past due.',
+      collect: () => {
+        throw new Error('database down');
+      },
+    });
+    billing.kpi({
+      name: 'churn_ratio',
+      help: 'Customers lost this month.',
+      collect: () => new Promise<number>(() => undefined),
+      timeoutMs: 20,
+    });
+    billing.kpi({ name: 'mood', help: 'Not a number.', collect: () => 'great' as unknown as number });
+    const body = await scrape();
+    for (const metric of ['business_billing_overdue_invoices', 'business_billing_churn_ratio']) {
+      expect(sampleValue(body, 'sextant_metric_errors_total', { metric, reason: 'collect_failed' })).toBe(1);
+    }
+    expect(
+      sampleValue(body, 'sextant_metric_errors_total', {
+        metric: 'business_billing_mood',
+        reason: 'invalid_value',
+      }),
+    ).toBe(1);
+  });
+
+  it('refuses invalid KPI declarations at start-up', () => {
+    const { business } = harness();
+    const billing = business.unit('billing');
+    const declare = (kpi: Parameters<typeof billing.kpi>[0]) => {
+      try {
+        billing.kpi(kpi);
+      } catch (error) {
+        return error as SextantConfigError;
+      }
+      throw new Error('expected a SextantConfigError');
+    };
+    expect(declare({ name: 'Open Invoices', help: 'h', collect: () => 1 }).code).toBe(
+      ERROR_CODES.INVALID_METRIC,
+    );
+    expect(declare({ name: 'latency_ms', help: 'h', collect: () => 1 }).message).toMatch(
+      /base unit "seconds"/,
+    );
+    expect(declare({ name: 'x', help: 'h', collect: 3 as unknown as () => number }).code).toBe(
+      ERROR_CODES.INVALID_OPTION,
+    );
+    expect(declare({ name: 'y', help: 'h', collect: () => 1, timeoutMs: 0 }).message).toMatch(/timeoutMs 0/);
+  });
+});
