@@ -542,27 +542,44 @@ describe('internal errors', () => {
 });
 
 describe('stdout', () => {
-  it('has every record on stdout even when the process is killed right after logging', async () => {
-    const loggerUrl = new URL('./logger.ts', import.meta.url).href;
-    const internalErrorsUrl = new URL('./internal-errors.ts', import.meta.url).href;
-    const configUrl = new URL('./config.ts', import.meta.url).href;
-    const script = `
+  const loggerUrl = new URL('./logger.ts', import.meta.url).href;
+  const internalErrorsUrl = new URL('./internal-errors.ts', import.meta.url).href;
+  const configUrl = new URL('./config.ts', import.meta.url).href;
+  const logThenEnd = (options: string, ending: string) =>
+    promisify(execFile)(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `
       const { createLogger } = await import(${JSON.stringify(loggerUrl)});
       const { createInternalErrorSink } = await import(${JSON.stringify(internalErrorsUrl)});
       const { resolveConfig } = await import(${JSON.stringify(configUrl)});
-      const { config } = resolveConfig({ serviceName: 'killed', env: {} });
+      const { config } = resolveConfig({ serviceName: 'ending', env: {}, ${options} });
       const logger = createLogger(config, createInternalErrorSink({ intervalMs: 0 }));
       for (let i = 0; i < 2000; i++) logger.info({ i, email: 'a@b.io' }, 'record');
-      process.kill(process.pid, 'SIGKILL');
-    `;
-    const cwd = fileURLToPath(new URL('..', import.meta.url));
-    const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], {
-      cwd,
-      maxBuffer: 64 * 1024 * 1024,
-    }).catch((error: { stdout: string }) => error);
-    const lines = stdout.split('\n').filter(Boolean);
+      ${ending}
+    `,
+      ],
+      { cwd: fileURLToPath(new URL('..', import.meta.url)), maxBuffer: 64 * 1024 * 1024 },
+    )
+      .then(({ stdout }) => stdout)
+      .catch((error: { stdout: string }) => error.stdout);
+
+  it('with logs.sync, has every record on stdout even when the process is killed right after logging', async () => {
+    const lines = (await logThenEnd('logs: { sync: true }', "process.kill(process.pid, 'SIGKILL');"))
+      .split('\n')
+      .filter(Boolean);
     expect(lines).toHaveLength(2000);
-    expect(JSON.parse(lines[1999]!)).toMatchObject({ i: 1999, email: '[EMAIL]', service: 'killed' });
+    expect(JSON.parse(lines[1999]!)).toMatchObject({ i: 1999, email: '[EMAIL]', service: 'ending' });
+  });
+
+  it('by default buffers writes, and still flushes every record when the process exits or crashes', async () => {
+    for (const ending of ['process.exit(3);', "throw new Error('crash');"]) {
+      const lines = (await logThenEnd('', ending)).split('\n').filter(Boolean);
+      expect(lines).toHaveLength(2000);
+      expect(JSON.parse(lines[1999]!)).toMatchObject({ i: 1999, service: 'ending' });
+    }
   });
 });
 

@@ -303,9 +303,10 @@ function bindSafely(logger: SextantLogger): void {
  * The process's JSON logger: one record per line, redacted, with the level by name (`"info"`), the
  * service fields, and the trace, span and request ids of whatever request or job is active.
  *
- * Stdout is written synchronously: a record logged just before a crash or an unhandled SIGTERM is
- * on stdout when the process dies, which an asynchronous buffer cannot promise. Measured through a
- * pipe, it costs no more per record than pino's asynchronous destination.
+ * Stdout is written asynchronously by default, in batches, so a request does not pay for a
+ * system call per record; pino flushes what is pending when the process exits, also after an
+ * uncaught exception. Only a SIGKILL can lose the last records; `logs.sync` (`SEXTANT_LOG_SYNC`)
+ * trades one write per record for that guarantee.
  */
 export function createLogger(
   config: ResolvedConfig,
@@ -314,7 +315,7 @@ export function createLogger(
 ): Logger {
   let destination: DestinationStream | undefined = config.logs.destination;
   if (destination === undefined) {
-    const stdout = pino.destination({ dest: 1, sync: true });
+    const stdout = pino.destination({ dest: 1, sync: config.logs.sync });
     stdout.on('error', (error) => sink.report('log_destination', error));
     destination = stdout;
   }

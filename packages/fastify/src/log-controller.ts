@@ -7,9 +7,10 @@ import { kExchange, kPendingIncomingLog } from './symbols.ts';
 export type LogControllerOptions = ConstructorParameters<typeof LogController>[0];
 
 /**
- * Fastify writes "incoming request" before any hook runs, so before the request's span exists;
- * this controller holds the line back until the plugin's onRequest hook has begun the exchange,
- * which writes it inside the request's context. "request completed" is written inside it too,
+ * Fastify writes "incoming request" before any hook runs, so before the request's span exists.
+ * While Sextant's access log is on, the line is dropped: the access record carries what it would
+ * and more. Otherwise this controller holds it back until the plugin's onRequest hook has begun
+ * the exchange, which writes it inside the request's context. "request completed" is written inside it too,
  * unless Sextant's own access record (route, status, duration, ids) already stands for it.
  * Requests Sextant leaves out (its endpoints, `http.ignorePaths`) get neither line, so probes
  * and scrapes stay out of the logs; routes with `config: { sextant: false }` keep Fastify's.
@@ -33,6 +34,9 @@ export function createLogController(
       const state = request as SextantRequest;
       // null (not undefined): the plugin is registered and its onRequest hook has not run yet.
       if (state[kExchange] === null && state[kPendingIncomingLog] === null) {
+        // Sextant's access record, written at the end with the ids, stands for the request: a
+        // second line per request would cost as much again on the hot path.
+        if (accessLog) return;
         state[kPendingIncomingLog] = this;
         return;
       }
