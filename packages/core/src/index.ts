@@ -28,7 +28,15 @@ export { safeCall } from './internal-errors.ts';
 
 // Context and propagation
 export type { RequestState } from './context.ts';
-export { getRequestId, getRequestState, runWithRequestId, setTenant, setUser } from './context.ts';
+export {
+  createRequestState,
+  getRequestId,
+  getRequestState,
+  runWithRequestId,
+  setRequestState,
+  setTenant,
+  setUser,
+} from './context.ts';
 export {
   createPropagator,
   extractContext,
@@ -49,6 +57,17 @@ export { TRACER_NAME } from './tracing.ts';
 // HTTP primitives for adapters
 export type { HttpExchange, HttpInstrumentation, HttpRequestInfo, HttpRequestOutcome } from './http.ts';
 export { UNMATCHED_ROUTE } from './http.ts';
+
+// Semantic conventions that are still incubating upstream
+export {
+  ATTR_MESSAGING_BATCH_MESSAGE_COUNT,
+  ATTR_MESSAGING_DESTINATION_NAME,
+  ATTR_MESSAGING_MESSAGE_ID,
+  ATTR_MESSAGING_OPERATION_NAME,
+  ATTR_MESSAGING_OPERATION_TYPE,
+  ATTR_MESSAGING_SYSTEM,
+  DB_SYSTEM_NAME_VALUE_SQLITE,
+} from './semconv.ts';
 
 // Metrics
 export type { MetricDescriptor, MetricErrorReason, MetricType } from './metric-names.ts';

@@ -89,6 +89,12 @@ export const METRICS = Object.freeze({
     unit: 'seconds',
     labelNames: ['messaging_system', 'messaging_destination_name'],
   }),
+  messagingJobOutcomes: describe({
+    type: 'counter',
+    name: 'messaging_job_outcomes_total',
+    help: 'Job attempts finished, by outcome (completed, retried, failed, other).',
+    labelNames: ['messaging_system', 'messaging_destination_name', 'outcome'],
+  }),
 
   // Quantum jobs
   quantumJobs: describe({

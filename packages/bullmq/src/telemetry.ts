@@ -1,0 +1,612 @@
+import {
+  type Attributes,
+  type AttributeValue,
+  type Context,
+  context,
+  createContextKey,
+  type Exception,
+  INVALID_SPAN_CONTEXT,
+  type Link,
+  type Span as OtelSpan,
+  ROOT_CONTEXT,
+  type SpanContext,
+  SpanKind,
+  type SpanStatus,
+  SpanStatusCode,
+  type TimeInput,
+  trace,
+} from '@opentelemetry/api';
+import {
+  createRequestState,
+  extractContext,
+  generateRequestId,
+  injectContext,
+  METRICS,
+  type Sextant,
+  type SextantCounter,
+  type SextantHistogram,
+  sanitizeRequestId,
+  setRequestState,
+} from '@sextant/core';
+import type {
+  Attributes as BullMQAttributes,
+  Span as BullMQSpan,
+  SpanOptions as BullMQSpanOptions,
+  Tracer as BullMQTracer,
+  ContextManager,
+  Telemetry,
+} from 'bullmq';
+import {
+  ATTR,
+  BULLMQ_ATTR,
+  ERROR_TYPE_OTHER,
+  type JobOutcome,
+  MESSAGING_SYSTEM,
+  OUTCOMES,
+} from './attributes.ts';
+import { type ResolvedOptions, resolveOptions } from './options.ts';
+import type { ProducerRelation, SextantBullMQOptions } from './types.ts';
+
+/** BullMQ's `Telemetry`, backed by Sextant's tracer, propagation and metrics. */
+export interface SextantBullMQTelemetry extends Telemetry<Context> {
+  readonly tracer: BullMQTracer<Context>;
+  readonly contextManager: ContextManager<Context>;
+}
+
+/** A job's metadata, parked on the context by `fromMetadata` and read only if a span needs it. */
+const kMetadata = createContextKey('sextant.bullmq.metadata');
+/** Set by the retry bookkeeping: the job keeps the metadata it arrived with, not the attempt's. */
+const kKeepSourceMetadata = createContextKey('sextant.bullmq.keep_source_metadata');
+
+const REQUEST_ID_FIELD = 'x-request-id';
+const JOB_FAILED_EVENT = 'job failed';
+const JOB_COMPLETED_EVENT = 'job completed';
+const SCHEDULER_JOB_ID_PREFIX = 'repeat:';
+const PROCESS = 'process';
+/** Operations BullMQ runs for an attempt's outcome; their spans only mark the attempt. */
+const OUTCOME_OF_OPERATION: ReadonlyMap<string, JobOutcome> = new Map([
+  ['complete', OUTCOMES.COMPLETED],
+  ['retry', OUTCOMES.RETRIED],
+  ['delay', OUTCOMES.RETRIED],
+  ['fail', OUTCOMES.FAILED],
+]);
+/** Producer calls an application makes; `addNode` runs inside `addFlow`, so it is not timed again. */
+const PUBLISH_OPERATIONS: ReadonlySet<string> = new Set(['add', 'addBulk', 'addFlow', 'addBulkFlows']);
+const OPERATION_TYPE: Readonly<Record<string, string>> = Object.freeze({
+  add: 'send',
+  addNode: 'send',
+  addBulk: 'send',
+  addFlow: 'send',
+  addBulkFlows: 'send',
+  process: 'process',
+});
+
+const NO_LINKS: Link[] = [];
+type HistogramSeries = ReturnType<SextantHistogram<string>['child']>;
+const now = (): number => performance.timeOrigin + performance.now();
+
+interface Runtime {
+  readonly sextant: Sextant;
+  readonly report: ReportError;
+  readonly options: ResolvedOptions;
+  readonly processDuration: SextantHistogram<string>;
+  readonly publishDuration: SextantHistogram<string>;
+  readonly outcomes: SextantCounter<string>;
+  /** Success series by queue then operation: the hot path finds its series with two map reads. */
+  readonly successSeries: Map<string, Map<string, HistogramSeries>>;
+}
+
+function errorTypeOf(exception: unknown): string {
+  if (exception instanceof Error) return exception.constructor?.name || exception.name || ERROR_TYPE_OTHER;
+  if (typeof exception === 'object' && exception !== null) {
+    const name = (exception as { name?: unknown }).name;
+    if (typeof name === 'string' && name !== '') return name;
+  }
+  return ERROR_TYPE_OTHER;
+}
+
+function observeDuration(
+  runtime: Runtime,
+  histogram: SextantHistogram<string>,
+  queue: string,
+  operation: string,
+  errorType: string | undefined,
+  seconds: number,
+): void {
+  if (errorType !== undefined) {
+    histogram.child(MESSAGING_SYSTEM, queue, operation, errorType).observe(seconds);
+    return;
+  }
+  let byOperation = runtime.successSeries.get(queue);
+  if (byOperation === undefined) {
+    byOperation = new Map();
+    runtime.successSeries.set(queue, byOperation);
+  }
+  let series = byOperation.get(operation);
+  if (series === undefined) {
+    series = histogram.child(MESSAGING_SYSTEM, queue, operation, '');
+    byOperation.set(operation, series);
+  }
+  series.observe(seconds);
+}
+
+/** A span BullMQ does not get to record: it passes the context through untouched. */
+const NOOP_SPAN: BullMQSpan<Context> = Object.freeze({
+  setSpanOnContext: (ctx: Context) => ctx,
+  setAttribute() {},
+  setAttributes() {},
+  addEvent() {},
+  recordException() {},
+  end() {},
+});
+
+/** The span of an attempt's retry bookkeeping: the metadata BullMQ rewrites stays the producer's. */
+const KEEP_SOURCE_SPAN: BullMQSpan<Context> = Object.freeze({
+  ...NOOP_SPAN,
+  setSpanOnContext: (ctx: Context) => ctx.setValue(kKeepSourceMetadata, true),
+});
+
+/**
+ * A producer span (`add`, `addBulk`, `addFlow`, ...). It starts once BullMQ names the queue,
+ * which BullMQ does right after creating it, so the span is named `{operation} {queue}`.
+ */
+class ProducerSpan implements BullMQSpan<Context> {
+  readonly #runtime: Runtime;
+  readonly #operation: string;
+  readonly #kind: SpanKind;
+  readonly #parent: Context;
+  readonly #recorded: boolean;
+  readonly #startTime = now();
+  #span: OtelSpan | undefined;
+  #queue = '';
+  #errorType: string | undefined;
+  #ended = false;
+
+  constructor(runtime: Runtime, operation: string, kind: SpanKind, parent: Context, recorded: boolean) {
+    this.#runtime = runtime;
+    this.#operation = operation;
+    this.#kind = kind;
+    this.#parent = parent;
+    this.#recorded = recorded;
+  }
+
+  #start(): OtelSpan {
+    if (!this.#recorded) {
+      // No span of its own: the job carries the caller's context, and nothing touches the caller's span.
+      this.#span = trace.wrapSpanContext(trace.getSpanContext(this.#parent) ?? INVALID_SPAN_CONTEXT);
+      return this.#span;
+    }
+    const operation = this.#operation;
+    const attributes: Attributes = {
+      [ATTR.MESSAGING_SYSTEM]: MESSAGING_SYSTEM,
+      [ATTR.MESSAGING_OPERATION_NAME]: operation,
+    };
+    const type = OPERATION_TYPE[operation];
+    if (type !== undefined) attributes[ATTR.MESSAGING_OPERATION_TYPE] = type;
+    if (this.#queue !== '') attributes[ATTR.MESSAGING_DESTINATION_NAME] = this.#queue;
+    this.#span = this.#runtime.sextant.tracer.startSpan(
+      this.#queue === '' ? operation : `${operation} ${this.#queue}`,
+      { kind: this.#kind, attributes, startTime: this.#startTime },
+      this.#parent,
+    );
+    return this.#span;
+  }
+
+  setSpanOnContext(ctx: Context): Context {
+    return trace.setSpan(ctx, this.#span ?? this.#start());
+  }
+
+  setAttribute(key: string, value: AttributeValue): void {
+    (this.#span ?? this.#start()).setAttribute(key, value);
+  }
+
+  setAttributes(attributes: BullMQAttributes): void {
+    if (this.#span === undefined) {
+      const queue = attributes[BULLMQ_ATTR.QUEUE_NAME];
+      if (typeof queue === 'string') this.#queue = queue;
+      this.#start();
+    }
+    const span = this.#span!;
+    span.setAttributes(attributes);
+    const jobId = attributes[BULLMQ_ATTR.JOB_ID];
+    if (jobId !== undefined && jobId !== null) span.setAttribute(ATTR.MESSAGING_MESSAGE_ID, String(jobId));
+    const count = attributes[BULLMQ_ATTR.BULK_COUNT];
+    if (typeof count === 'number') span.setAttribute(ATTR.MESSAGING_BATCH_MESSAGE_COUNT, count);
+  }
+
+  addEvent(name: string, attributes?: BullMQAttributes): void {
+    (this.#span ?? this.#start()).addEvent(name, attributes as Attributes);
+  }
+
+  recordException(exception: Exception, time?: TimeInput): void {
+    const span = this.#span ?? this.#start();
+    this.#errorType = errorTypeOf(exception);
+    span.recordException(exception, time);
+    span.setAttribute(ATTR.ERROR_TYPE, this.#errorType);
+    span.setStatus({
+      code: SpanStatusCode.ERROR,
+      message: (exception as { message?: string }).message ?? '',
+    });
+  }
+
+  end(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    const span = this.#span ?? this.#start();
+    const endTime = now();
+    span.end(endTime);
+    if (PUBLISH_OPERATIONS.has(this.#operation)) {
+      const runtime = this.#runtime;
+      observeDuration(
+        runtime,
+        runtime.publishDuration,
+        this.#queue,
+        this.#operation,
+        this.#errorType,
+        (endTime - this.#startTime) / 1000,
+      );
+    }
+  }
+}
+
+/** What a job's metadata carried, read once when its attempt starts. */
+interface Arrival {
+  /** The producer's context (baggage, request state) on an empty base, with the producer's span if it came. */
+  readonly context: Context;
+  readonly producer: SpanContext | undefined;
+}
+
+type ReportError = (kind: string, error: unknown) => void;
+
+function parseCarrier(
+  metadata: unknown,
+  report: ReportError | undefined,
+): Record<string, unknown> | undefined {
+  if (typeof metadata !== 'string' || metadata === '') return undefined;
+  try {
+    const parsed: unknown = JSON.parse(metadata);
+    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)
+      ? (parsed as Record<string, unknown>)
+      : undefined;
+  } catch (error) {
+    report?.('bullmq_metadata', error);
+    return undefined;
+  }
+}
+
+/**
+ * Always on the empty context, never on the active one: the worker's loop may have been started
+ * inside a request or an earlier job, and an attempt must not inherit that.
+ */
+function arrivalOf(metadata: unknown, report: ReportError | undefined): Arrival {
+  const carrier = parseCarrier(metadata, report);
+  const extracted = carrier === undefined ? ROOT_CONTEXT : extractContext(carrier, ROOT_CONTEXT);
+  const requestId = sanitizeRequestId(carrier?.[REQUEST_ID_FIELD]) ?? generateRequestId();
+  return {
+    context: setRequestState(extracted, createRequestState(requestId)),
+    producer: trace.getSpanContext(extracted),
+  };
+}
+
+/**
+ * One processing attempt. The OpenTelemetry span starts once BullMQ has named the job (right
+ * after this object is created, before the processor runs): by then the job id tells a scheduler's
+ * job from others, and the relation to the producer (parent or link) can be chosen. This object
+ * is the active span inside the processor, delegating to that span.
+ */
+export class AttemptSpan implements BullMQSpan<Context>, OtelSpan {
+  readonly #runtime: Runtime;
+  readonly #arrival: Arrival;
+  /** The metadata the job arrived with, handed back when BullMQ stores a retry's context. */
+  readonly sourceMetadata: string | undefined;
+  readonly #startTime = now();
+  readonly #endInFlight: () => void;
+  readonly #pending: Attributes = {};
+  readonly #recorded: boolean;
+  #span: OtelSpan | undefined;
+  #queue = '';
+  #jobId = '';
+  #outcome: JobOutcome | undefined;
+  #errorType: string | undefined;
+  #ended = false;
+
+  constructor(runtime: Runtime, metadata: unknown, recorded: boolean) {
+    this.#runtime = runtime;
+    this.#recorded = recorded;
+    this.sourceMetadata = typeof metadata === 'string' && metadata !== '' ? metadata : undefined;
+    this.#arrival = arrivalOf(metadata, runtime.report);
+    this.#endInFlight = runtime.sextant.inFlight.start();
+  }
+
+  #start(): OtelSpan {
+    if (!this.#recorded) {
+      // Not a span, but the processor still runs in the producer's trace, with its ids in the logs.
+      this.#span = trace.wrapSpanContext(this.#arrival.producer ?? INVALID_SPAN_CONTEXT);
+      return this.#span;
+    }
+    const runtime = this.#runtime;
+    const queue = this.#queue;
+    const attributes = this.#pending;
+    attributes[ATTR.MESSAGING_SYSTEM] = MESSAGING_SYSTEM;
+    attributes[ATTR.MESSAGING_OPERATION_NAME] = PROCESS;
+    attributes[ATTR.MESSAGING_OPERATION_TYPE] = PROCESS;
+    attributes[ATTR.MESSAGING_DESTINATION_NAME] = queue;
+    const producer = this.#arrival.producer;
+    const relation: ProducerRelation = this.#jobId.startsWith(SCHEDULER_JOB_ID_PREFIX)
+      ? runtime.options.repeatRelationOf(queue)
+      : runtime.options.relationOf(queue);
+    const linked = relation === 'link' && producer !== undefined;
+    const parent = linked ? trace.deleteSpan(this.#arrival.context) : this.#arrival.context;
+    this.#span = runtime.sextant.tracer.startSpan(
+      `${PROCESS} ${queue}`,
+      {
+        kind: SpanKind.CONSUMER,
+        attributes,
+        links: linked ? [{ context: producer }] : NO_LINKS,
+        startTime: this.#startTime,
+      },
+      parent,
+    );
+    return this.#span;
+  }
+
+  #otel(): OtelSpan {
+    return this.#span ?? this.#start();
+  }
+
+  /** BullMQ runs the processor in the context this returns: the job's, never the worker loop's. */
+  setSpanOnContext(_ctx: Context): Context {
+    return trace.setSpan(this.#arrival.context, this);
+  }
+
+  /** The attempt ended this way (BullMQ's completion or failure bookkeeping started). */
+  markOutcome(outcome: JobOutcome): void {
+    this.#outcome = outcome;
+  }
+
+  /** Records the processor's error (the worker's `failed` event hands it over: BullMQ's span only sees its message). */
+  recordFailure(error: unknown): void {
+    this.#errorType = errorTypeOf(error);
+    const span = this.#otel();
+    if (error instanceof Error) span.recordException(error);
+    span.setAttribute(ATTR.ERROR_TYPE, this.#errorType);
+  }
+
+  // ---- OpenTelemetry Span, for code inside the processor ----
+
+  spanContext(): SpanContext {
+    return this.#otel().spanContext();
+  }
+
+  setAttribute(key: string, value: AttributeValue): this {
+    if (this.#span === undefined) this.#pending[key] = value;
+    else this.#span.setAttribute(key, value);
+    return this;
+  }
+
+  setAttributes(attributes: BullMQAttributes): this {
+    const span = this.#span;
+    if (span !== undefined) {
+      span.setAttributes(attributes as Attributes);
+      return this;
+    }
+    const pending = this.#pending;
+    for (const key in attributes) pending[key] = attributes[key];
+    const queue = attributes[BULLMQ_ATTR.QUEUE_NAME];
+    if (typeof queue === 'string') this.#queue = queue;
+    const jobId = attributes[BULLMQ_ATTR.JOB_ID];
+    if (jobId !== undefined && jobId !== null) {
+      this.#jobId = String(jobId);
+      pending[ATTR.MESSAGING_MESSAGE_ID] = this.#jobId;
+      this.#start();
+    }
+    return this;
+  }
+
+  addEvent(name: string, attributesOrTime?: Attributes | TimeInput, time?: TimeInput): this {
+    if (name === JOB_COMPLETED_EVENT) {
+      // It carries the job's return value as JSON: results may hold personal data, and the
+      // outcome is already an attribute.
+      return this;
+    }
+    if (name === JOB_FAILED_EVENT) {
+      const reason = (attributesOrTime as BullMQAttributes | undefined)?.[BULLMQ_ATTR.JOB_FAILED_REASON];
+      this.#outcome ??= OUTCOMES.FAILED;
+      this.#errorType ??= ERROR_TYPE_OTHER;
+      this.#otel().setStatus({
+        code: SpanStatusCode.ERROR,
+        message: typeof reason === 'string' ? reason : '',
+      });
+      return this;
+    }
+    this.#otel().addEvent(name, attributesOrTime, time);
+    return this;
+  }
+
+  addLink(link: Link): this {
+    this.#otel().addLink(link);
+    return this;
+  }
+
+  addLinks(links: Link[]): this {
+    this.#otel().addLinks(links);
+    return this;
+  }
+
+  setStatus(status: SpanStatus): this {
+    this.#otel().setStatus(status);
+    return this;
+  }
+
+  updateName(name: string): this {
+    this.#otel().updateName(name);
+    return this;
+  }
+
+  isRecording(): boolean {
+    return this.#otel().isRecording();
+  }
+
+  /** BullMQ calls this only when its own bookkeeping around the processor threw. */
+  recordException(exception: Exception, time?: TimeInput): void {
+    const span = this.#otel();
+    this.#errorType ??= errorTypeOf(exception);
+    span.recordException(exception, time);
+    span.setAttribute(ATTR.ERROR_TYPE, this.#errorType);
+    span.setStatus({
+      code: SpanStatusCode.ERROR,
+      message: (exception as { message?: string }).message ?? '',
+    });
+  }
+
+  end(endTime?: TimeInput): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    const span = this.#otel();
+    const runtime = this.#runtime;
+    const outcome = this.#outcome ?? OUTCOMES.OTHER;
+    span.setAttribute(ATTR.JOB_OUTCOME, outcome);
+    const finished = typeof endTime === 'number' ? endTime : now();
+    span.end(endTime ?? finished);
+    this.#endInFlight();
+    const queue = this.#queue;
+    observeDuration(
+      runtime,
+      runtime.processDuration,
+      queue,
+      PROCESS,
+      this.#errorType,
+      (finished - this.#startTime) / 1000,
+    );
+    runtime.outcomes.inc({
+      messaging_system: MESSAGING_SYSTEM,
+      messaging_destination_name: queue,
+      outcome,
+    });
+  }
+}
+
+function activeAttempt(): AttemptSpan | undefined {
+  const span = trace.getSpan(context.active());
+  return span instanceof AttemptSpan ? span : undefined;
+}
+
+/** The part of a job that carries its context (a `Job`, or the job a sandboxed processor gets). */
+export interface JobWithContext {
+  readonly opts?: { readonly telemetry?: { readonly metadata?: string } };
+}
+
+/**
+ * Runs `fn` in `job`'s context: for a sandboxed processor, whose process (or thread) BullMQ's
+ * telemetry does not reach. Inside, logs carry the producer's trace id and span id, its baggage
+ * and its request id (a new one when it sent none). In a worker's own process, where the attempt's
+ * context is already active, it just calls `fn`.
+ */
+export function runInJobContext<T>(job: JobWithContext, fn: () => T): T {
+  if (activeAttempt() !== undefined) return fn();
+  return context.with(arrivalOf(job?.opts?.telemetry?.metadata, undefined).context, fn);
+}
+
+class SextantTracer implements BullMQTracer<Context> {
+  readonly #runtime: Runtime;
+
+  constructor(runtime: Runtime) {
+    this.#runtime = runtime;
+  }
+
+  startSpan(name: string, options?: BullMQSpanOptions, ctx?: Context): BullMQSpan<Context> {
+    const runtime = this.#runtime;
+    try {
+      const space = name.indexOf(' ');
+      const operation = space === -1 ? name : name.slice(0, space);
+      const outcome = OUTCOME_OF_OPERATION.get(operation);
+      if (outcome !== undefined) {
+        activeAttempt()?.markOutcome(outcome);
+        if (outcome !== OUTCOMES.COMPLETED) return KEEP_SOURCE_SPAN;
+      }
+      const recorded = runtime.options.spanOperations.has(operation);
+      const kind = (options?.kind ?? SpanKind.INTERNAL) as number as SpanKind;
+      // Attempts and publishes are measured whether or not they become spans.
+      if (!recorded && operation !== PROCESS && !PUBLISH_OPERATIONS.has(operation)) return NOOP_SPAN;
+      const base = ctx ?? context.active();
+      if (kind === SpanKind.CONSUMER) return new AttemptSpan(runtime, base.getValue(kMetadata), recorded);
+      const metadata = base.getValue(kMetadata);
+      const parent =
+        metadata === undefined ? base : extractContext(parseCarrier(metadata, runtime.report) ?? {}, base);
+      return new ProducerSpan(runtime, operation, kind, parent, recorded);
+    } catch (error) {
+      runtime.sextant.errors.report('bullmq_span', error);
+      return NOOP_SPAN;
+    }
+  }
+}
+
+class SextantContextManager implements ContextManager<Context> {
+  readonly #runtime: Runtime;
+
+  constructor(runtime: Runtime) {
+    this.#runtime = runtime;
+  }
+
+  with<A extends (...args: any[]) => any>(ctx: Context, fn: A): ReturnType<A> {
+    // BullMQ wraps every operation, spans or not, in `with`; entering the context already active
+    // changes nothing, and skipping it spares the async-context bookkeeping on every Redis call.
+    return ctx === context.active() ? fn() : context.with(ctx, fn);
+  }
+
+  active(): Context {
+    return context.active();
+  }
+
+  /** BullMQ runs its background loops (the stalled-jobs checker) here, so they belong to no job. */
+  root(): Context {
+    return ROOT_CONTEXT;
+  }
+
+  /** The W3C trace context, baggage and correlation id, as JSON (what bullmq-otel writes too). */
+  getMetadata(ctx: Context): string {
+    try {
+      if (ctx.getValue(kKeepSourceMetadata) === true) {
+        const source = trace.getSpan(ctx);
+        if (source instanceof AttemptSpan && source.sourceMetadata !== undefined)
+          return source.sourceMetadata;
+      }
+      const carrier: Record<string, string> = {};
+      injectContext(carrier, ctx);
+      for (const _ in carrier) return JSON.stringify(carrier);
+      return '';
+    } catch (error) {
+      this.#runtime.sextant.errors.report('bullmq_metadata', error);
+      return '';
+    }
+  }
+
+  /** Parks the metadata: only a span that is recorded pays for reading it. */
+  fromMetadata(activeContext: Context, metadata: string): Context {
+    return activeContext.setValue(kMetadata, metadata);
+  }
+}
+
+/**
+ * BullMQ's `telemetry` option, backed by Sextant: pass the same object to every `Queue`, `Worker`
+ * and `FlowProducer`. Producers carry the trace context, baggage and correlation id inside each
+ * job's options (never its data); each processing attempt is a CONSUMER span with the messaging
+ * attributes, its duration and outcome are recorded, and the processor runs in the job's context
+ * (its logs carry `trace_id`, `span_id` and the producer's `request_id`). Throws a
+ * `SextantConfigError` for an invalid option.
+ */
+export function createBullMQTelemetry(
+  sextant: Sextant,
+  options: SextantBullMQOptions = {},
+): SextantBullMQTelemetry {
+  const runtime: Runtime = {
+    sextant,
+    report: (kind, error) => sextant.errors.report(kind, error),
+    options: resolveOptions(options),
+    processDuration: sextant.metrics.histogram(METRICS.messagingProcessDuration),
+    publishDuration: sextant.metrics.histogram(METRICS.messagingClientOperationDuration),
+    outcomes: sextant.metrics.counter(METRICS.messagingJobOutcomes),
+    successSeries: new Map(),
+  };
+  return { tracer: new SextantTracer(runtime), contextManager: new SextantContextManager(runtime) };
+}

@@ -1,0 +1,35 @@
+import { context, trace } from '@opentelemetry/api';
+import { METRICS, type Sextant } from '@sextant/core';
+import type { Job, Worker } from 'bullmq';
+import { MESSAGING_SYSTEM } from './attributes.ts';
+import { AttemptSpan } from './telemetry.ts';
+
+/**
+ * What BullMQ's `telemetry` calls do not show, read from the worker's own events: the job wait
+ * time (`messaging_job_wait_duration_seconds`, from when the job was ready, i.e. enqueued plus
+ * its delay, to the start of its first attempt) and the class of a failed attempt's error
+ * (`error.type`, the exception event). Returns the function that stops observing.
+ */
+export function observeWorker(sextant: Sextant, worker: Worker): () => void {
+  const wait = sextant.metrics
+    .histogram(METRICS.messagingJobWaitDuration)
+    .child(MESSAGING_SYSTEM, worker.name);
+
+  const onActive = (job: Job) => {
+    if (job.attemptsMade !== 0 || typeof job.processedOn !== 'number') return;
+    const readyAt = job.timestamp + (job.opts?.delay ?? 0);
+    const seconds = (job.processedOn - readyAt) / 1000;
+    if (seconds >= 0) wait.observe(seconds);
+  };
+  // BullMQ emits `failed` inside the attempt's context, before the attempt's span ends.
+  const onFailed = (_job: Job | undefined, error: Error) => {
+    const attempt = trace.getSpan(context.active());
+    if (attempt instanceof AttemptSpan) attempt.recordFailure(error);
+  };
+  worker.on('active', onActive);
+  worker.on('failed', onFailed);
+  return () => {
+    worker.off('active', onActive);
+    worker.off('failed', onFailed);
+  };
+}

@@ -1,0 +1,540 @@
+import { context, propagation, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { createSextant, ERROR_CODES, getRequestId, runWithRequestId, type Sextant } from '@sextant/core';
+import { FlowProducer, type Job, Queue, type QueueOptions, Worker, type WorkerOptions } from 'bullmq';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { promtoolCheck } from '../../../tooling/testing/promtool.ts';
+import {
+  createBullMQTelemetry,
+  createRedisHealthCheck,
+  observeQueueDepth,
+  observeWorker,
+  runInJobContext,
+  type SextantBullMQTelemetry,
+} from '../src/index.ts';
+import {
+  collectLines,
+  deletePrefix,
+  eventually,
+  type FinishedSpan,
+  freePort,
+  spansNamed,
+  startRedis,
+  uniquePrefix,
+  waitFor,
+} from './helpers.ts';
+
+const connection = { host: '127.0.0.1', port: 6379 };
+
+let sextant: Sextant;
+let telemetry: SextantBullMQTelemetry;
+const logs = collectLines();
+/** Everything a test opened, closed after it (workers first), and its keys deleted. */
+const closables: Array<{ close(): Promise<unknown> }> = [];
+const prefixes: string[] = [];
+
+function track<T extends { close(): Promise<unknown> }>(closable: T): T {
+  closables.push(closable);
+  return closable;
+}
+
+function setup(options: { queue?: Partial<QueueOptions>; worker?: Partial<WorkerOptions> } = {}) {
+  const prefix = uniquePrefix();
+  prefixes.push(prefix);
+  const name = `${prefix}-queue`;
+  const queue = track(new Queue(name, { connection, prefix, telemetry, ...options.queue }));
+  const startWorker = (processor: (job: Job) => Promise<unknown>, extra: Partial<WorkerOptions> = {}) => {
+    const worker = track(
+      new Worker(name, processor, { connection, prefix, telemetry, ...options.worker, ...extra }),
+    );
+    observeWorker(sextant, worker);
+    return worker;
+  };
+  return { prefix, name, queue, startWorker };
+}
+
+const processSpans = (queue: string) => spansNamed(sextant, `process ${queue}`);
+const byId = (span: FinishedSpan) => span.spanContext().spanId;
+
+beforeAll(() => {
+  sextant = createSextant({
+    serviceName: 'bullmq-adapter-test',
+    tracing: { exporter: 'memory' },
+    logs: { destination: logs },
+    env: {},
+  });
+  telemetry = createBullMQTelemetry(sextant, { queues: { fanout: { relation: 'link' } } });
+});
+
+afterEach(async () => {
+  for (const closable of closables.splice(0).reverse()) await closable.close().catch(() => {});
+  for (const prefix of prefixes.splice(0)) await deletePrefix(prefix);
+  sextant.tracing.resetFinishedSpans();
+});
+
+afterAll(async () => {
+  await sextant.shutdown();
+});
+
+describe('options', () => {
+  it('refuses an invalid relation with a coded, package-prefixed error', () => {
+    expect(() => createBullMQTelemetry(sextant, { relation: 'sibling' as never })).toThrow(
+      expect.objectContaining({
+        code: ERROR_CODES.INVALID_OPTION,
+        message: expect.stringMatching(
+          /^@sextant\/bullmq: relation is "sibling": expected "child" or "link"/,
+        ),
+      }),
+    );
+    expect(() => createBullMQTelemetry(sextant, { relations: {} } as never)).toThrow(
+      /unknown option "relations"/,
+    );
+  });
+});
+
+describe('producer to consumer', () => {
+  it('continues the trace, baggage and request id in the processor, without touching the job data', async () => {
+    const { name, queue, startWorker } = setup();
+    const seen: Array<Record<string, unknown>> = [];
+    startWorker(async (job) => {
+      sextant.logger.info({ job_id: job.id }, 'processing');
+      seen.push({
+        requestId: getRequestId(),
+        tenant: propagation.getActiveBaggage()?.getEntry('tenant')?.value,
+        spanId: trace.getActiveSpan()?.spanContext().spanId,
+        data: job.data,
+        metadata: job.opts.telemetry?.metadata,
+      });
+      return 'done';
+    });
+
+    const baggage = propagation.createBaggage({ tenant: { value: 'acme' } });
+    const producerCtx = propagation.setBaggage(context.active(), baggage);
+    const job = await context.with(producerCtx, () =>
+      runWithRequestId('req-producer-1', () =>
+        sextant.tracer.startActiveSpan('POST /orders', async (request) => {
+          const added = await queue.add('charge', { amount: 3 });
+          request.end();
+          return added;
+        }),
+      ),
+    );
+
+    const [consumer] = await waitFor(
+      () => processSpans(name).length === 1 && processSpans(name),
+      'process span',
+    );
+    const producer = spansNamed(sextant, `add ${name}`).find(
+      (span) => span.attributes['bullmq.job.id'] === job.id,
+    )!;
+    const request = spansNamed(sextant, 'POST /orders')[0]!;
+    expect(producer.kind).toBe(SpanKind.PRODUCER);
+    expect(producer.parentSpanContext?.spanId).toBe(byId(request));
+    expect(consumer!.kind).toBe(SpanKind.CONSUMER);
+    expect(consumer!.spanContext().traceId).toBe(request.spanContext().traceId);
+    expect(consumer!.parentSpanContext?.spanId).toBe(byId(producer));
+    expect(consumer!.attributes).toMatchObject({
+      'messaging.system': 'bullmq',
+      'messaging.destination.name': name,
+      'messaging.operation.name': 'process',
+      'messaging.operation.type': 'process',
+      'messaging.message.id': job.id,
+      'bullmq.job.name': 'charge',
+      'bullmq.job.attempts.made': 1,
+      'bullmq.job.outcome': 'completed',
+    });
+    expect(producer.attributes).toMatchObject({
+      'messaging.system': 'bullmq',
+      'messaging.destination.name': name,
+      'messaging.operation.name': 'add',
+      'messaging.operation.type': 'send',
+      'messaging.message.id': job.id,
+    });
+    // The completion event would carry the return value; it is left out.
+    expect(consumer!.events.map((event) => event.name)).not.toContain('job completed');
+
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toMatchObject({
+      requestId: 'req-producer-1',
+      tenant: 'acme',
+      spanId: byId(consumer!),
+      data: { amount: 3 },
+    });
+    const metadata = JSON.parse(String(seen[0]!.metadata));
+    expect(metadata).toMatchObject({ baggage: 'tenant=acme', 'x-request-id': 'req-producer-1' });
+    expect(metadata.traceparent).toContain(byId(producer));
+
+    const record = logs.records().find((line) => line.msg === 'processing' && line.job_id === job.id);
+    expect(record).toMatchObject({
+      trace_id: consumer!.spanContext().traceId,
+      span_id: byId(consumer!),
+      request_id: 'req-producer-1',
+    });
+  });
+
+  it("honours the producer's sampling decision and counts the job as in flight", async () => {
+    const { name, queue, startWorker } = setup();
+    const inFlight: number[] = [];
+    const traceIds: Array<string | undefined> = [];
+    startWorker(async () => {
+      inFlight.push(sextant.inFlight.count);
+      traceIds.push(trace.getActiveSpan()?.spanContext().traceId);
+      sextant.logger.info('unsampled job');
+    });
+    const unsampled = trace.setSpanContext(context.active(), {
+      traceId: '0af7651916cd43dd8448eb211c80319c',
+      spanId: 'b7ad6b7169203331',
+      traceFlags: 0,
+      isRemote: true,
+    });
+    await context.with(unsampled, () => queue.add('quiet', {}));
+    await waitFor(() => traceIds.length === 1, 'the job to run');
+    // Give the attempt's span time to end, had it been recorded.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(traceIds).toEqual(['0af7651916cd43dd8448eb211c80319c']);
+    expect(processSpans(name)).toEqual([]);
+    expect(spansNamed(sextant, `add ${name}`)).toEqual([]);
+    expect(inFlight).toEqual([1]);
+    expect(logs.records().find((line) => line.msg === 'unsampled job')?.trace_id).toBe(
+      '0af7651916cd43dd8448eb211c80319c',
+    );
+  });
+
+  it('gives a sandboxed processor the producer context from the job it receives', async () => {
+    const { queue } = setup();
+    const job = await runWithRequestId('req-sandbox', () =>
+      sextant.tracer.startActiveSpan('enqueue', async (span) => {
+        const added = await queue.add('sandboxed', { keep: true });
+        span.end();
+        return added;
+      }),
+    );
+    // What BullMQ sends a sandboxed processor: the job as JSON, its options included.
+    const sandboxed = JSON.parse(JSON.stringify(job.asJSONSandbox()));
+    const [producer] = await waitFor(
+      () => spansNamed(sextant, `add ${queue.name}`).length === 1 && spansNamed(sextant, `add ${queue.name}`),
+      'the producer span',
+    );
+    const seen = runInJobContext(sandboxed, () => ({
+      traceId: trace.getActiveSpan()?.spanContext().traceId,
+      spanId: trace.getActiveSpan()?.spanContext().spanId,
+      requestId: getRequestId(),
+    }));
+    expect(seen).toEqual({
+      traceId: producer!.spanContext().traceId,
+      spanId: byId(producer!),
+      requestId: 'req-sandbox',
+    });
+    expect(runInJobContext({ opts: { telemetry: { metadata: '{not json' } } }, () => getRequestId())).toMatch(
+      /^[0-9a-f-]{36}$/,
+    );
+  });
+
+  it('runs each attempt as a span of the same trace: two failures, then success', async () => {
+    const { name, queue, startWorker } = setup();
+    let calls = 0;
+    startWorker(async () => {
+      calls += 1;
+      if (calls < 3) throw new TypeError(`boom ${calls}`);
+      return 'ok';
+    });
+    const job = await queue.add('flaky', {}, { attempts: 3 });
+    const attempts = await waitFor(
+      () => processSpans(name).length === 3 && processSpans(name),
+      'three attempts',
+    );
+    const producer = spansNamed(sextant, `add ${name}`).find(
+      (span) => span.attributes['bullmq.job.id'] === job.id,
+    )!;
+
+    expect(new Set(attempts.map((span) => span.spanContext().traceId))).toEqual(
+      new Set([producer.spanContext().traceId]),
+    );
+    // Each attempt is the producer's child, not the previous attempt's.
+    for (const attempt of attempts) expect(attempt.parentSpanContext?.spanId).toBe(byId(producer));
+    expect(attempts.map((span) => span.attributes['bullmq.job.outcome'])).toEqual([
+      'retried',
+      'retried',
+      'completed',
+    ]);
+    expect(attempts.map((span) => span.attributes['bullmq.job.attempts.made'])).toEqual([1, 2, 3]);
+    const [first, , last] = attempts;
+    expect(first!.status).toEqual({ code: SpanStatusCode.ERROR, message: 'boom 1' });
+    expect(first!.attributes['error.type']).toBe('TypeError');
+    expect(first!.events.find((event) => event.name === 'exception')?.attributes?.['exception.message']).toBe(
+      'boom 1',
+    );
+    expect(last!.status.code).not.toBe(SpanStatusCode.ERROR);
+  });
+
+  it('links instead of parenting on a queue configured for links', async () => {
+    const prefix = uniquePrefix();
+    prefixes.push(prefix);
+    const queue = track(new Queue('fanout', { connection, prefix, telemetry }));
+    track(new Worker('fanout', async () => 'ok', { connection, prefix, telemetry }));
+    const job = await queue.add('broadcast', {});
+    const [consumer] = await waitFor(
+      () => processSpans('fanout').length === 1 && processSpans('fanout'),
+      'span',
+    );
+    const producer = spansNamed(sextant, 'add fanout').find(
+      (span) => span.attributes['bullmq.job.id'] === job.id,
+    )!;
+    expect(consumer!.parentSpanContext).toBeUndefined();
+    expect(consumer!.spanContext().traceId).not.toBe(producer.spanContext().traceId);
+    expect(consumer!.links.map((link) => link.context.spanId)).toEqual([byId(producer)]);
+  });
+
+  it('keeps the producer as parent across a delay', async () => {
+    const { name, queue, startWorker } = setup();
+    startWorker(async () => 'ok');
+    const job = await queue.add('later', {}, { delay: 150 });
+    const [consumer] = await waitFor(() => processSpans(name).length === 1 && processSpans(name), 'span');
+    const producer = spansNamed(sextant, `add ${name}`).find(
+      (span) => span.attributes['bullmq.job.id'] === job.id,
+    )!;
+    expect(consumer!.parentSpanContext?.spanId).toBe(byId(producer));
+    expect(consumer!.spanContext().traceId).toBe(producer.spanContext().traceId);
+  });
+
+  it('carries context through addBulk and flows', async () => {
+    const { name, prefix, queue, startWorker } = setup();
+    startWorker(async () => 'ok');
+    await queue.addBulk([
+      { name: 'a', data: {} },
+      { name: 'b', data: {} },
+    ]);
+    const bulk = await waitFor(() => processSpans(name).length === 2 && processSpans(name), 'bulk jobs');
+    const [addBulk] = spansNamed(sextant, `addBulk ${name}`);
+    expect(addBulk!.attributes['messaging.batch.message_count']).toBe(2);
+    for (const span of bulk) expect(span.parentSpanContext?.spanId).toBe(byId(addBulk!));
+
+    const flows = track(new FlowProducer({ connection, prefix, telemetry }));
+    sextant.tracing.resetFinishedSpans();
+    // BullMQ writes a flow node's context only into a node that has `opts`.
+    await flows.add({
+      name: 'parent',
+      queueName: name,
+      data: {},
+      opts: {},
+      children: [
+        { name: 'child-1', queueName: name, data: {}, opts: {} },
+        { name: 'child-2', queueName: name, data: {}, opts: {} },
+      ],
+    });
+    const processed = await waitFor(() => processSpans(name).length === 3 && processSpans(name), 'flow jobs');
+    const [addFlow] = spansNamed(sextant, `addFlow ${name}`);
+    const nodes = spansNamed(sextant, `addNode ${name}`);
+    expect(nodes).toHaveLength(3);
+    const traceId = addFlow!.spanContext().traceId;
+    for (const span of [...nodes, ...processed]) expect(span.spanContext().traceId).toBe(traceId);
+    for (const span of processed) {
+      const node = nodes.find(
+        (candidate) => candidate.attributes['bullmq.job.id'] === span.attributes['messaging.message.id'],
+      );
+      expect(span.parentSpanContext?.spanId).toBe(byId(node!));
+    }
+  });
+
+  it('never binds a job to the context the worker loop started in', async () => {
+    const { name, prefix, startWorker } = setup();
+    // A producer without telemetry: its jobs carry no context.
+    const plain = track(new Queue(name, { connection, prefix }));
+    const outer = sextant.tracer.startSpan('startup');
+    context.with(trace.setSpan(context.active(), outer), () => {
+      startWorker(async () => 'ok');
+    });
+    outer.end();
+    await plain.add('bare', {});
+    const [consumer] = await waitFor(() => processSpans(name).length === 1 && processSpans(name), 'span');
+    expect(consumer!.parentSpanContext).toBeUndefined();
+    expect(consumer!.spanContext().traceId).not.toBe(outer.spanContext().traceId);
+    // Housekeeping (getNextJob, stalled checks, lock extension, completion) made no span.
+    const own = sextant.tracing
+      .finishedSpans()
+      .filter((span) => span.attributes['bullmq.queue.name'] === name);
+    expect(new Set(own.map((span) => span.name))).toEqual(new Set([`process ${name}`]));
+  });
+
+  it('gives each run of a job scheduler its own trace, linked to the scheduler', async () => {
+    const { name, queue, startWorker } = setup();
+    startWorker(async () => 'ok');
+    await queue.upsertJobScheduler('tick', { every: 100, limit: 3 }, { name: 'tick', data: {} });
+    const runs = await waitFor(() => processSpans(name).length >= 3 && processSpans(name), 'three runs', 500);
+    const traces = new Set(runs.map((span) => span.spanContext().traceId));
+    expect(traces.size).toBe(runs.length);
+    for (const run of runs) {
+      expect(run.parentSpanContext).toBeUndefined();
+      expect(run.links).toHaveLength(1);
+    }
+  });
+});
+
+describe('metrics', () => {
+  it('records processing, publishing, wait time and outcomes in a promtool-valid exposition', async () => {
+    const { name, queue, startWorker } = setup();
+    let calls = 0;
+    startWorker(async () => {
+      calls += 1;
+      if (calls === 1) throw new RangeError('first');
+      return 'ok';
+    });
+    await queue.add('one', {}, { attempts: 2 });
+    await waitFor(() => processSpans(name).length === 2, 'two attempts');
+    const { body } = await sextant.metrics.render();
+    const labels = `messaging_destination_name="${name}"`;
+    const line = (metric: string, extra: string) =>
+      body
+        .split('\n')
+        .find((text) => text.startsWith(`${metric}{`) && text.includes(labels) && text.includes(extra));
+    expect(line('messaging_process_duration_seconds_count', 'error_type=""')).toMatch(/ 1$/);
+    expect(line('messaging_process_duration_seconds_count', 'error_type="RangeError"')).toMatch(/ 1$/);
+    expect(
+      line('messaging_client_operation_duration_seconds_count', 'messaging_operation_name="add"'),
+    ).toMatch(/ 1$/);
+    expect(line('messaging_job_wait_duration_seconds_count', 'messaging_system="bullmq"')).toMatch(/ 1$/);
+    expect(line('messaging_job_outcomes_total', 'outcome="retried"')).toMatch(/ 1$/);
+    expect(line('messaging_job_outcomes_total', 'outcome="completed"')).toMatch(/ 1$/);
+    expect(promtoolCheck(body)).toEqual({ status: 0, problems: '' });
+  });
+
+  it('reports queue depth by state at scrape time', async () => {
+    const { name, queue } = setup();
+    const stop = observeQueueDepth(sextant, queue, { cacheTtlMs: 0 });
+    await queue.add('x', {}, { delay: 60_000 });
+    await queue.add('y', {}, { delay: 60_000 });
+    await queue.add('z', {});
+    const { body } = await sextant.metrics.render();
+    const depth = (state: string) =>
+      body
+        .split('\n')
+        .find(
+          (text) =>
+            text.startsWith('messaging_queue_depth{') &&
+            text.includes(`messaging_destination_name="${name}"`) &&
+            text.includes(`state="${state}"`),
+        );
+    expect(depth('delayed')).toMatch(/ 2$/);
+    expect(depth('waiting')).toMatch(/ 1$/);
+    expect(depth('active')).toMatch(/ 0$/);
+    stop();
+  });
+});
+
+describe('spans turned off', () => {
+  it('keeps metrics and the context when no operation becomes a span', async () => {
+    const quiet = createBullMQTelemetry(sextant, { spanOperations: [] });
+    const { name, queue, startWorker } = setup({ queue: { telemetry: quiet }, worker: { telemetry: quiet } });
+    const seen: Array<string | undefined> = [];
+    startWorker(async () => {
+      seen.push(trace.getActiveSpan()?.spanContext().traceId);
+      seen.push(getRequestId());
+    });
+    const request = sextant.tracer.startSpan('request');
+    await context.with(trace.setSpan(context.active(), request), () =>
+      runWithRequestId('req-quiet', () => queue.add('quiet', {})),
+    );
+    request.end();
+    await waitFor(() => seen.length === 2, 'the job to run');
+    expect(seen).toEqual([request.spanContext().traceId, 'req-quiet']);
+    const own = sextant.tracing.finishedSpans().filter((span) => span.name.endsWith(name));
+    expect(own).toEqual([]);
+    // The attempt is measured when it ends, a moment after the processor returns.
+    const body = await eventually(async () => {
+      const { body: text } = await sextant.metrics.render();
+      return text.includes(
+        `messaging_process_duration_seconds_count{messaging_system="bullmq",messaging_destination_name="${name}"`,
+      )
+        ? text
+        : undefined;
+    }, 'the attempt to be measured');
+    const count = (metric: string) =>
+      body.split('\n').find((line) => line.startsWith(`${metric}{`) && line.includes(`"${name}"`));
+    expect(count('messaging_client_operation_duration_seconds_count')).toMatch(/ 1$/);
+    expect(count('messaging_process_duration_seconds_count')).toMatch(/ 1$/);
+  });
+});
+
+describe('health and outages', () => {
+  it('reports the Redis connection up, and down when nothing answers', async () => {
+    const { queue } = setup();
+    const unregister = sextant.health.register(createRedisHealthCheck(queue, { name: 'redis-up' }));
+    const deadPort = await freePort();
+    const dead = track(
+      new Queue('dead', {
+        connection: { host: '127.0.0.1', port: deadPort, maxRetriesPerRequest: 1 },
+        telemetry,
+      }),
+    );
+    dead.on('error', () => {});
+    const unregisterDead = sextant.health.register(
+      createRedisHealthCheck(dead, { name: 'redis-dead', critical: false, timeoutMs: 300 }),
+    );
+    const { body } = await sextant.health.detailed();
+    expect(body.checks?.find((check) => check.name === 'redis-up')?.status).toBe('up');
+    expect(body.checks?.find((check) => check.name === 'redis-dead')).toMatchObject({ status: 'down' });
+    unregister();
+    unregisterDead();
+  });
+
+  it('leaves BullMQ its own behaviour while Redis is down and recovers when it returns', async () => {
+    const port = await freePort();
+    let redis = await startRedis(port);
+    const prefix = uniquePrefix();
+    const local = { host: '127.0.0.1', port };
+    const traced = track(new Queue('outage', { connection: local, prefix, telemetry }));
+    const bare = track(new Queue('outage-bare', { connection: local, prefix }));
+    const worker = track(new Worker('outage', async () => 'ok', { connection: local, prefix, telemetry }));
+    for (const emitter of [traced, bare, worker] as NodeJS.EventEmitter[]) emitter.on('error', () => {});
+    const stopDepth = observeQueueDepth(sextant, traced, { cacheTtlMs: 0, timeoutMs: 200 });
+    const unregister = sextant.health.register(
+      createRedisHealthCheck(traced, { name: 'redis-outage', critical: false }),
+    );
+    try {
+      await traced.add('before', {});
+      await waitFor(() => processSpans('outage').length === 1, 'job before the outage');
+
+      redis.stop();
+      await eventually(
+        async () =>
+          (await sextant.health.detailed()).body.checks?.find((c) => c.name === 'redis-outage')?.status ===
+            'down' || undefined,
+        'the health check to see the outage',
+      );
+      // BullMQ holds an add until the connection is back; with telemetry the application sees the same.
+      const settled = (promise: Promise<unknown>) =>
+        promise.then(
+          () => 'resolved',
+          (error: Error) => `rejected: ${error.message}`,
+        );
+      const adds = [traced, bare].map((queue) => settled(queue.add('during', {})));
+      const pending = new Promise((resolve) => setTimeout(resolve, 300, 'pending'));
+      const during = await Promise.all(adds.map((add) => Promise.race([add, pending])));
+      expect(during[0]).toBe(during[1]);
+      // A scrape still answers (the depth reading times out instead of hanging it).
+      const { body } = await sextant.metrics.render();
+      expect(body).toContain('messaging_process_duration_seconds');
+
+      redis = await startRedis(port);
+      expect(await Promise.all(adds)).toEqual(['resolved', 'resolved']);
+      const during2 = await waitFor(
+        () => processSpans('outage').find((span) => span.attributes['bullmq.job.name'] === 'during'),
+        'job added during the outage',
+        1000,
+      );
+      // The restarted server is empty, so job ids start again: the add made during the outage is the last one.
+      const producer = spansNamed(sextant, 'add outage').at(-1)!;
+      expect(during2.parentSpanContext?.spanId).toBe(byId(producer));
+      await eventually(
+        async () =>
+          (await sextant.health.detailed()).body.checks?.find((c) => c.name === 'redis-outage')?.status ===
+            'up' || undefined,
+        'the health check to recover',
+      );
+    } finally {
+      stopDepth();
+      unregister();
+      for (const closable of closables.splice(0).reverse()) await closable.close().catch(() => {});
+      redis.stop();
+    }
+  }, 60_000);
+});

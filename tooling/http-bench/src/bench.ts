@@ -1,0 +1,363 @@
+/**
+ * Overhead of @sextant/express and @sextant/fastify under load, against the bare framework and the
+ * usual peer stack, in one run. Each server variant runs in its own process pinned to core 0; this
+ * process (the autocannon load generator) and the OTLP sink are pinned to core 1. Variants run
+ * interleaved, round after round, in a rotating order, so a noisy neighbour slows all of them
+ * alike; medians of the rounds and ratios between variants are the result.
+ *
+ * Reproduce: `pnpm bench` (all packages) or `pnpm --filter @sextant/http-bench bench`; tune with
+ * BENCH_ROUNDS, BENCH_DURATION (seconds per window), BENCH_WARMUP (seconds), BENCH_CONNECTIONS,
+ * BENCH_PIPELINING; BENCH_WRITE=0 skips regenerating docs/benchmarks.md.
+ */
+import { type ChildProcess, execFileSync, fork } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { machineLine, writeSection } from '@sextant/bench';
+import { startOtlpReceiver } from '@sextant/testing/otlp-receiver';
+import autocannon from 'autocannon';
+import {
+  type BenchMessage,
+  FRAMEWORK_LABELS,
+  FRAMEWORKS,
+  type Framework,
+  type ServerMessage,
+  STACK_LABELS,
+  STACKS,
+  type Stack,
+  VARIANTS,
+  type VariantName,
+} from './variants.ts';
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const DURATION_S = Number(process.env.BENCH_DURATION ?? 5);
+const WARMUP_S = Number(process.env.BENCH_WARMUP ?? 3);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 100);
+const PIPELINING = Number(process.env.BENCH_PIPELINING ?? 1);
+const SERVER_CORE = '0';
+const LOAD_CORE = '1';
+const PATH = '/users/42';
+const SANITY_REQUESTS = 50;
+
+const GOALS = {
+  addedCpuMicros: 15,
+  throughputVsBare: { express: 0.9, fastify: 0.65 } as Record<Framework, number>,
+  throughputVsPeer: 3,
+};
+
+// Same batch limits for Sextant and the OpenTelemetry SDK (both read OTEL_BSP_*): a queue large
+// enough that neither drops spans at full load, so both pay for exporting every span.
+const SERVER_ENV = {
+  ...process.env,
+  NODE_ENV: 'production',
+  OTEL_BSP_MAX_QUEUE_SIZE: '16384',
+  OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '512',
+  OTEL_BSP_SCHEDULE_DELAY: '1000',
+  OTEL_METRICS_EXPORTER: 'none',
+  OTEL_LOGS_EXPORTER: 'none',
+  OTEL_TRACES_SAMPLER: 'always_on',
+};
+
+const SERVER_SCRIPT = fileURLToPath(new URL('./server.ts', import.meta.url));
+const SINK_SCRIPT = fileURLToPath(new URL('./sink.ts', import.meta.url));
+
+interface Server {
+  variant: VariantName;
+  child: ChildProcess;
+  url: string;
+  request<T extends ServerMessage['type']>(
+    message: BenchMessage,
+    reply: T,
+  ): Promise<Extract<ServerMessage, { type: T }>>;
+}
+
+interface Sample {
+  requestsPerSecond: number;
+  p99Ms: number;
+  cpuMicrosPerRequest: number;
+  coreBusy: number;
+  requests: number;
+}
+
+function pinSelf(core: string): void {
+  // -a: every thread of this process (libuv and V8 workers too); children inherit the mask.
+  execFileSync('taskset', ['-a', '-cp', core, String(process.pid)], { stdio: 'ignore' });
+}
+
+function nodeArgs(): string[] {
+  return [
+    '--conditions=sextant-source',
+    ...process.execArgv.filter((arg) => !arg.startsWith('--conditions')),
+  ];
+}
+
+async function startServer(variant: VariantName, otlpBase: string): Promise<Server> {
+  const child = fork(SERVER_SCRIPT, [variant, otlpBase], {
+    execPath: 'taskset',
+    execArgv: ['-c', SERVER_CORE, process.execPath, ...nodeArgs()],
+    env: SERVER_ENV,
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const exited = once(child, 'exit').then(([code]) => {
+    throw new Error(`http-bench: server ${variant} exited with code ${code} before it was ready`);
+  });
+  const [ready] = (await Promise.race([once(child, 'message'), exited])) as [ServerMessage];
+  if (ready.type !== 'ready')
+    throw new Error(`http-bench: server ${variant} sent ${ready.type} before ready`);
+  return {
+    variant,
+    child,
+    url: `http://127.0.0.1:${ready.port}`,
+    async request(message, reply) {
+      const answer = new Promise<ServerMessage>((resolve) => {
+        const onMessage = (received: ServerMessage) => {
+          if (received.type !== reply) return;
+          child.off('message', onMessage);
+          resolve(received);
+        };
+        child.on('message', onMessage);
+      });
+      child.send(message);
+      return (await answer) as never;
+    },
+  };
+}
+
+async function stopServer(server: Server): Promise<void> {
+  const exited = once(server.child, 'exit');
+  server.child.disconnect();
+  await exited;
+}
+
+async function startSink(): Promise<{ url: string; child: ChildProcess }> {
+  const child = fork(SINK_SCRIPT, [], {
+    execArgv: nodeArgs(),
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const [{ port }] = (await once(child, 'message')) as [{ port: number }];
+  return { url: `http://127.0.0.1:${port}`, child };
+}
+
+async function sinkStats(sinkUrl: string): Promise<Record<string, { posts: number; bytes: number }>> {
+  return (await (await fetch(`${sinkUrl}/stats`)).json()) as never;
+}
+
+/**
+ * Before the race: every instrumented variant must really export its server spans. Each one runs
+ * against a decoding OTLP receiver, serves a few requests and flushes; a variant that exports
+ * fewer server spans than it served requests, or spans without the route, stops the bench.
+ */
+async function checkExports(): Promise<Map<VariantName, string>> {
+  const receiver = await startOtlpReceiver();
+  const seen = new Map<VariantName, string>();
+  try {
+    for (const variant of VARIANTS.filter((name) => !name.endsWith('-bare'))) {
+      const before = receiver.spans().length;
+      const server = await startServer(variant, receiver.url);
+      for (let i = 0; i < SANITY_REQUESTS; i++) {
+        const response = await fetch(`${server.url}${PATH}`);
+        if (response.status !== 200) throw new Error(`http-bench: ${variant} answered ${response.status}`);
+        await response.arrayBuffer();
+      }
+      await server.request({ type: 'flush' }, 'flushed');
+      await stopServer(server);
+      const spans = receiver.spans().slice(before);
+      const serverSpans = spans.filter((span) => span.kind === 2);
+      const routed = serverSpans.filter((span) => span.attributes['http.route'] === '/users/:id');
+      const names = [...new Set(spans.map((span) => `${span.name} (kind ${span.kind}, ${span.scope.name})`))];
+      if (serverSpans.length < SANITY_REQUESTS || routed.length < SANITY_REQUESTS) {
+        throw new Error(
+          `http-bench: ${variant} exported ${spans.length} spans, ${serverSpans.length} server spans, ` +
+            `${routed.length} with http.route=/users/:id, for ${SANITY_REQUESTS} requests: ${names.join('; ')}`,
+        );
+      }
+      const perRequest = (spans.length / SANITY_REQUESTS).toFixed(1);
+      seen.set(variant, `${perRequest} spans/request: ${names.join('; ')}`);
+      console.log(
+        `[http-bench] ${variant}: exports OK, ${perRequest} spans per request (${names.join('; ')})`,
+      );
+    }
+  } finally {
+    await receiver.close();
+  }
+  return seen;
+}
+
+async function load(url: string, seconds: number) {
+  return autocannon({
+    url: `${url}${PATH}`,
+    connections: CONNECTIONS,
+    pipelining: PIPELINING,
+    duration: seconds,
+    headers: { accept: 'application/json', 'user-agent': 'http-bench/1.0' },
+  });
+}
+
+async function measure(server: Server): Promise<Sample> {
+  const before = await server.request({ type: 'usage' }, 'usage');
+  const started = process.hrtime.bigint();
+  const result = await load(server.url, DURATION_S);
+  const elapsedMicros = Number(process.hrtime.bigint() - started) / 1000;
+  const after = await server.request({ type: 'usage' }, 'usage');
+  const completed = result['2xx'] + result.non2xx;
+  if (result.errors > 0 || result.non2xx > 0 || result.timeouts > 0 || completed === 0) {
+    throw new Error(
+      `http-bench: ${server.variant}: ${result.errors} errors, ${result.timeouts} timeouts, ${result.non2xx} non-2xx, ${completed} completed`,
+    );
+  }
+  const cpuMicros = after.cpuMicros - before.cpuMicros;
+  return {
+    requestsPerSecond: completed / result.duration,
+    p99Ms: result.latency.p99,
+    cpuMicrosPerRequest: cpuMicros / completed,
+    coreBusy: cpuMicros / elapsedMicros,
+    requests: completed,
+  };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+const fixed = (value: number, digits: number) => value.toFixed(digits);
+const verdict = (met: boolean) => (met ? '**met**' : '**missed**');
+
+async function main(): Promise<void> {
+  pinSelf(LOAD_CORE);
+  const spansSeen = await checkExports();
+  const sink = await startSink();
+  const servers = new Map<VariantName, Server>();
+  for (const variant of VARIANTS) servers.set(variant, await startServer(variant, `${sink.url}/${variant}`));
+
+  const samples = new Map<VariantName, Sample[]>(VARIANTS.map((variant) => [variant, []]));
+  let maxRssKiB = new Map<VariantName, number>();
+  try {
+    for (const variant of VARIANTS) await load(servers.get(variant)!.url, WARMUP_S);
+    const exportedBefore = await sinkStats(sink.url);
+    for (let round = 0; round < ROUNDS; round++) {
+      // Rotate the order so that no variant always runs first, or right after the heaviest one.
+      const order = VARIANTS.map((_, i) => VARIANTS[(i + round) % VARIANTS.length]!);
+      for (const variant of order) {
+        const sample = await measure(servers.get(variant)!);
+        samples.get(variant)!.push(sample);
+        console.log(
+          `[http-bench] round ${round + 1}/${ROUNDS} ${variant}: ${fixed(sample.requestsPerSecond, 0)} req/s, ` +
+            `p99 ${sample.p99Ms} ms, ${fixed(sample.cpuMicrosPerRequest, 1)} µs CPU/req, core ${fixed(sample.coreBusy * 100, 0)}%`,
+        );
+      }
+    }
+    for (const server of servers.values()) await server.request({ type: 'flush' }, 'flushed');
+    const exportedAfter = await sinkStats(sink.url);
+    maxRssKiB = new Map(
+      await Promise.all(
+        [...servers.values()].map(
+          async (server) =>
+            [server.variant, (await server.request({ type: 'usage' }, 'usage')).maxRssKiB] as const,
+        ),
+      ),
+    );
+
+    const exportedBytesPerRequest = new Map<VariantName, number>();
+    for (const variant of VARIANTS) {
+      const served = samples.get(variant)!.reduce((sum, sample) => sum + sample.requests, 0);
+      const bytes = (exportedAfter[variant]?.bytes ?? 0) - (exportedBefore[variant]?.bytes ?? 0);
+      exportedBytesPerRequest.set(variant, bytes / served);
+      if (!variant.endsWith('-bare') && bytes === 0) {
+        throw new Error(
+          `http-bench: ${variant} exported nothing to the OTLP sink during the measured rounds`,
+        );
+      }
+    }
+    const markdown = report(samples, maxRssKiB, exportedBytesPerRequest, spansSeen);
+    console.log(markdown);
+    if (process.env.BENCH_WRITE !== '0') writeSection('http', markdown);
+  } finally {
+    for (const server of servers.values()) await stopServer(server);
+    sink.child.disconnect();
+  }
+}
+
+/** Below this share of the server's core, the load generator (or a neighbour on its core) was the limit. */
+const SATURATED = 0.9;
+
+function report(
+  samples: Map<VariantName, Sample[]>,
+  maxRssKiB: Map<VariantName, number>,
+  exportedBytesPerRequest: Map<VariantName, number>,
+  spansSeen: Map<VariantName, string>,
+): string {
+  const stat = (variant: VariantName, key: keyof Sample) =>
+    median(samples.get(variant)!.map((sample) => sample[key]));
+  const rows: string[] = [];
+  const goals: string[] = [];
+  for (const framework of FRAMEWORKS) {
+    const name = (stack: Stack) => `${framework}-${stack}` as VariantName;
+    const rps = (stack: Stack) => stat(name(stack), 'requestsPerSecond');
+    const cpu = (stack: Stack) => stat(name(stack), 'cpuMicrosPerRequest');
+    const busy = (stack: Stack) => stat(name(stack), 'coreBusy');
+    // Requests one fully busy core serves: the throughput when the server, not the client, is the limit.
+    const capacity = (stack: Stack) => 1e6 / cpu(stack);
+    for (const stack of STACKS) {
+      const variant = name(stack);
+      const exported = exportedBytesPerRequest.get(variant)!;
+      rows.push(
+        `| ${FRAMEWORK_LABELS[framework]} | ${STACK_LABELS[framework][stack]} | ${fixed(rps(stack), 0)} | ` +
+          `${fixed(busy(stack) * 100, 0)}% | ${fixed(stat(variant, 'p99Ms'), 0)} | ${fixed(cpu(stack), 1)} | ` +
+          `${stack === 'bare' ? '–' : `+${fixed(cpu(stack) - cpu('bare'), 1)}`} | ${fixed(capacity(stack), 0)} | ` +
+          `${fixed(capacity(stack) / capacity('bare'), 2)} | ${fixed(rps(stack) / rps('bare'), 2)} | ` +
+          `${fixed(maxRssKiB.get(variant)! / 1024, 0)} | ${stack === 'bare' ? '–' : fixed(exported, 0)} |`,
+      );
+    }
+    const label = FRAMEWORK_LABELS[framework];
+    const added = cpu('sextant') - cpu('bare');
+    const measuredNote = (ratio: number, other: Stack) =>
+      busy('sextant') >= SATURATED && busy(other) >= SATURATED
+        ? `measured req/s ratio ${fixed(ratio, 2)}, both servers saturated`
+        : `measured req/s ratio ${fixed(ratio, 2)}, not conclusive: server core busy ` +
+          `${fixed(busy('sextant') * 100, 0)}% (Sextant) and ${fixed(busy(other) * 100, 0)}% (${other})`;
+    const vsBare = capacity('sextant') / capacity('bare');
+    const vsPeer = capacity('sextant') / capacity('peer');
+    const bareGoal = GOALS.throughputVsBare[framework];
+    goals.push(
+      `- ${label}: Sextant adds ${fixed(added, 1)} µs of server CPU per request (goal ≤ ${GOALS.addedCpuMicros}): ${verdict(added <= GOALS.addedCpuMicros)}`,
+      `- ${label}: throughput ${fixed(vsBare, 2)} of bare (goal ≥ ${bareGoal}): ${verdict(vsBare >= bareGoal)} ` +
+        `(${measuredNote(rps('sextant') / rps('bare'), 'bare')})`,
+      `- ${label}: throughput ${fixed(vsPeer, 2)}× the peer stack's (goal ≥ ${GOALS.throughputVsPeer}×): ${verdict(vsPeer >= GOALS.throughputVsPeer)} ` +
+        `(${measuredNote(rps('sextant') / rps('peer'), 'peer')})`,
+    );
+  }
+  return [
+    '### HTTP overhead: Express and Fastify, bare vs Sextant vs peer stack',
+    '',
+    `${machineLine()}. Server on core 0 (\`taskset -c 0\`), autocannon and the OTLP sink on core 1; ` +
+      `${CONNECTIONS} connections, pipelining ${PIPELINING}, \`GET /users/:id\` (small JSON); ` +
+      `${ROUNDS} interleaved rounds of ${DURATION_S} s after a ${WARMUP_S} s warm-up per variant; medians of the rounds.`,
+    '',
+    'Reproduce: `pnpm bench` (every package) or ' +
+      `\`BENCH_ROUNDS=${ROUNDS} BENCH_DURATION=${DURATION_S} pnpm --filter @sextant/http-bench bench\`.`,
+    '',
+    '| framework | stack | req/s | server core busy | p99 (ms) | server CPU per request (µs) | added vs bare (µs) | req/s per core (1e6 / CPU per request) | vs bare (per core) | vs bare (measured req/s) | peak RSS (MiB) | OTLP bytes exported per request |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...rows,
+    '',
+    'Goals (throughput ratios are per core, from server CPU per request: on a shared two-core machine the load ' +
+      'generator often cannot saturate the server, and a measured req/s ratio only means something when both ' +
+      'servers ran their core at 90% or more):',
+    '',
+    ...goals,
+    '',
+    'Sextant and the peer stack both trace every request (sampler `always_on`) with OTLP/protobuf export to a ' +
+      'loopback sink, through the same batch limits (`OTEL_BSP_MAX_QUEUE_SIZE=16384`, batch 512, delay 1 s); both ' +
+      'collect Prometheus metrics (including the default runtime metrics); every variant logs to /dev/null through ' +
+      "pino's synchronous destination (`pino.destination({ dest: '/dev/null', sync: true })`), the kind Sextant writes " +
+      'stdout with by default. Sextant writes one access record per request (plus Fastify\'s "incoming request" line ' +
+      "on Fastify); pino-http writes one; Fastify's logger writes two.",
+    '',
+    'Spans per request seen by the decoding export check before the race:',
+    '',
+    ...[...spansSeen].map(([variant, seen]) => `- ${variant}: ${seen}`),
+  ].join('\n');
+}
+
+await main();
