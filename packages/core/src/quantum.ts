@@ -10,6 +10,7 @@ import {
   type Attributes,
   type Context,
   context,
+  ROOT_CONTEXT,
   type Span,
   SpanKind,
   SpanStatusCode,
@@ -49,7 +50,12 @@ export const QUANTUM_ATTRIBUTES = Object.freeze({
 });
 
 /** Why a job was answered by a classical solver instead; anything else is recorded as `other`. */
-export type QuantumFallbackReason = 'provider_outage' | 'circuit_open' | 'timeout' | 'quota_exhausted';
+export type QuantumFallbackReason =
+  | 'provider_outage'
+  | 'provider_error'
+  | 'circuit_open'
+  | 'timeout'
+  | 'quota_exhausted';
 
 /** How a job ended: the `outcome` label of `quantum_jobs_total` and `quantum_job_duration_seconds`. */
 export type QuantumJobOutcome = 'completed' | 'failed' | 'cancelled' | 'timed_out' | 'fallback';
@@ -87,6 +93,8 @@ export interface QuantumFallback {
   /** The classical solver that answered, e.g. `goemans-williamson`. */
   solver: string;
   durationMs: number;
+  /** What the provider failed with, recorded on the job span as an exception event. */
+  error?: unknown;
 }
 
 /** What `handOff()` returns: W3C trace context and the job's state, as a plain string record. */
@@ -160,6 +168,7 @@ const FALLBACK_REASONS: ReadonlySet<string> = new Set([
   'circuit_open',
   'timeout',
   'quota_exhausted',
+  'provider_error',
 ]);
 const OTHER_REASON = 'other';
 
@@ -314,6 +323,9 @@ class Job implements QuantumJob {
     const durationMs = details?.durationMs;
     const span = this.#span;
     span.setAttribute(QUANTUM_ATTRIBUTES.FALLBACK_REASON, label);
+    if (details?.error !== undefined) {
+      span.recordException(details.error instanceof Error ? details.error : String(details.error));
+    }
     if (typeof details?.solver === 'string')
       span.setAttribute(QUANTUM_ATTRIBUTES.FALLBACK_SOLVER, details.solver);
     if (typeof durationMs === 'number') {
@@ -544,13 +556,17 @@ export function createQuantumTracer(deps: QuantumTracerDeps): QuantumTracer {
         () => {
           breakerState.set(providerLabels, state);
           try {
-            logger[level](
-              {
-                quantum_provider: provider,
-                circuit_breaker: breaker.name,
-                circuit_breaker_state: BREAKER_STATE_NAMES[state],
-              },
-              message,
+            // opossum fires transitions from timers started inside some job's context: the
+            // record belongs to no job, so it must not carry that job's ids.
+            context.with(ROOT_CONTEXT, () =>
+              logger[level](
+                {
+                  quantum_provider: provider,
+                  circuit_breaker: breaker.name,
+                  circuit_breaker_state: BREAKER_STATE_NAMES[state],
+                },
+                message,
+              ),
             );
           } catch (error) {
             sink.report('quantum_breaker', error);

@@ -1,0 +1,3 @@
+import { sextantProject } from '../../tooling/vitest.shared.ts';
+
+export default sextantProject('worker');
