@@ -60,21 +60,7 @@ export function spansNamed(sextant: Sextant, name: string): FinishedSpan[] {
   return sextant.tracing.finishedSpans().filter((span) => span.name === name);
 }
 
-/** A pino destination that keeps every JSON line. */
-export function collectLines(): { write(line: string): void; records(): Array<Record<string, any>> } {
-  const lines: string[] = [];
-  return {
-    write(line: string) {
-      lines.push(line);
-    },
-    records: () =>
-      lines
-        .join('')
-        .split('\n')
-        .filter(Boolean)
-        .map((line) => JSON.parse(line) as Record<string, any>),
-  };
-}
+export { collectLines } from '../../../tooling/testing/log-collector.ts';
 
 /** A TCP port that was free a moment ago (and nothing listens on). */
 export async function freePort(): Promise<number> {

@@ -12,7 +12,7 @@ import { createLogger, logBusinessEvent } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { createPropagator } from './propagation.ts';
 import { createQuantumTracer, type QuantumTracer } from './quantum.ts';
-import { createRedactor } from './redact.ts';
+import { createRedactor, type Redactor } from './redact.ts';
 import { createTracing, type Tracing } from './tracing.ts';
 
 /** One instrumented service: everything adapters and application code reach for. */
@@ -35,6 +35,8 @@ export interface Sextant {
   /** Business units: operations, events and KPIs. */
   readonly business: BusinessTracer;
   readonly errors: InternalErrorSink;
+  /** The redaction the logger applies (built-in keys plus `logs.redactKeys`), for adapters that record values. */
+  readonly redactor: Redactor;
   /** Logs a business event (`order.placed`) as one record, with the active ids. */
   event(name: string, fields?: Record<string, unknown>): void;
   /** Runs `hook` during shutdown, once in-flight work has finished (close servers and pools here). */
@@ -137,6 +139,7 @@ export function createSextant(options: SextantOptions = {}): Sextant {
     quantum,
     business,
     errors,
+    redactor,
     event: (name, fields) => logBusinessEvent(logger, name, fields),
     onShutdown: (hook) => {
       shutdownHooks.push(hook);

@@ -94,18 +94,4 @@ export async function startCoreServer(sextant: Sextant, routes: Route[]): Promis
   };
 }
 
-/** A destination stream that keeps every JSON line pino writes. */
-export function collectLines(): { write(line: string): void; records(): Array<Record<string, any>> } {
-  const lines: string[] = [];
-  return {
-    write(line: string) {
-      lines.push(line);
-    },
-    records: () =>
-      lines
-        .join('')
-        .split('\n')
-        .filter(Boolean)
-        .map((line) => JSON.parse(line) as Record<string, any>),
-  };
-}
+export { collectLines } from '../../../tooling/testing/log-collector.ts';

@@ -23,21 +23,7 @@ export async function listen(app: (req: any, res: any) => void): Promise<Running
   };
 }
 
-/** A pino destination that keeps every JSON line. */
-export function collectLines(): { write(line: string): void; records(): Array<Record<string, any>> } {
-  const lines: string[] = [];
-  return {
-    write(line: string) {
-      lines.push(line);
-    },
-    records: () =>
-      lines
-        .join('')
-        .split('\n')
-        .filter(Boolean)
-        .map((line) => JSON.parse(line) as Record<string, any>),
-  };
-}
+export { collectLines } from '../../../tooling/testing/log-collector.ts';
 
 type FinishedSpan = ReturnType<Sextant['tracing']['finishedSpans']>[number];
 

@@ -3,26 +3,11 @@ import { createSextant, type Sextant, type SextantOptions } from '@sextant/core'
 export type LogRecord = Record<string, any>;
 export type FinishedSpan = ReturnType<Sextant['tracing']['finishedSpans']>[number];
 
-/** A pino destination that keeps every JSON line. */
-export function collectLogs(): { write(line: string): void; records(): LogRecord[] } {
-  const lines: string[] = [];
-  return {
-    write(line: string) {
-      lines.push(line);
-    },
-    records: () =>
-      lines
-        .join('')
-        .split('\n')
-        .filter(Boolean)
-        .map((line) => JSON.parse(line) as LogRecord),
-  };
-}
+import { collectLines, type LogCollector } from '../../../tooling/testing/log-collector.ts';
 
-export function createTestSextant(
-  logs: ReturnType<typeof collectLogs>,
-  options: SextantOptions = {},
-): Sextant {
+export const collectLogs = collectLines;
+
+export function createTestSextant(logs: LogCollector, options: SextantOptions = {}): Sextant {
   return createSextant({
     serviceName: 'fastify-test',
     tracing: { exporter: 'memory' },

@@ -8,6 +8,7 @@ import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { createSextant, type Sextant } from '@sextant/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { collectLines } from '../../../tooling/testing/log-collector.ts';
 import { SextantLogger, SextantModule } from '../src/index.ts';
 import {
   API_OPERATION,
@@ -18,19 +19,6 @@ import {
   UsersModule,
   UsersService,
 } from './fixture.ts';
-
-function collectLines() {
-  const lines: string[] = [];
-  return {
-    write: (line: string) => void lines.push(line),
-    records: () =>
-      lines
-        .join('')
-        .split('\n')
-        .filter(Boolean)
-        .map((line) => JSON.parse(line) as Record<string, any>),
-  };
-}
 
 type FinishedSpan = ReturnType<Sextant['tracing']['finishedSpans']>[number];
 

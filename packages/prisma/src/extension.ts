@@ -1,0 +1,376 @@
+import {
+  type Attributes,
+  type Context,
+  context,
+  createContextKey,
+  ROOT_CONTEXT,
+  type Span,
+  SpanKind,
+  type SpanOptions,
+  SpanStatusCode,
+  TraceFlags,
+  trace,
+} from '@opentelemetry/api';
+import {
+  ATTR_DB_COLLECTION_NAME,
+  ATTR_DB_OPERATION_NAME,
+  ATTR_DB_QUERY_TEXT,
+  ATTR_DB_SYSTEM_NAME,
+  ATTR_ERROR_TYPE,
+  ATTR_EXCEPTION_MESSAGE,
+  ATTR_EXCEPTION_STACKTRACE,
+  ATTR_EXCEPTION_TYPE,
+  DB_SYSTEM_NAME_VALUE_MARIADB,
+  DB_SYSTEM_NAME_VALUE_MICROSOFT_SQL_SERVER,
+  DB_SYSTEM_NAME_VALUE_MYSQL,
+  DB_SYSTEM_NAME_VALUE_POSTGRESQL,
+  ERROR_TYPE_VALUE_OTHER,
+} from '@opentelemetry/semantic-conventions';
+import {
+  DB_SYSTEM_NAME_VALUE_SQLITE,
+  METRICS,
+  type Redactor,
+  type Sextant,
+  type SextantHistogram,
+  type SextantHistogramChild,
+} from '@sextant/core';
+import { assertSextant, PACKAGE_NAME, type ResolvedPrismaOptions, resolveOptions } from './options.ts';
+import {
+  ATTR_PRISMA_ARGS,
+  DB_SYSTEM_NAME_VALUE_COCKROACHDB,
+  DB_SYSTEM_NAME_VALUE_MONGODB,
+  DB_SYSTEM_NAME_VALUE_OTHER_SQL,
+} from './semconv.ts';
+import type { SextantPrismaOptions } from './types.ts';
+
+/** What Prisma hands a `$allOperations` query extension. */
+export interface PrismaOperationParams {
+  /** The model, or undefined for client-level operations (`$queryRaw`, `$executeRaw`...). */
+  model?: string;
+  operation: string;
+  args: any;
+  /** Runs the operation; Prisma's promise is lazy, `then` starts it. */
+  query: (args: any) => Promise<unknown>;
+}
+
+/** The part of a Prisma client the extension needs: Prisma 6 and 7 clients satisfy it. */
+interface ExtendablePrismaClient {
+  $extends(extension: {
+    name: string;
+    query: { $allOperations(params: PrismaOperationParams): Promise<unknown> };
+  }): unknown;
+}
+
+/**
+ * What `sextantPrisma` returns, typed like `Prisma.defineExtension` of a query-only extension:
+ * `$extends` keeps the client's own types (models, results, other extensions) as they were.
+ */
+export type SextantPrismaExtension = (client: any) => {
+  $extends: { extArgs: { result: {}; model: {}; query: {}; client: {} } };
+};
+
+type DurationHistogram = SextantHistogram<(typeof METRICS.dbClientOperationDuration.labelNames)[number]>;
+
+const SINK_KIND = 'prisma';
+const SLOW_QUERY_MESSAGE = 'slow database operation';
+const NO_MODEL = '';
+/** Error codes of the Prisma engines and query compiler (P1000, P2002...). */
+const PRISMA_ERROR_CODE = /^P\d{4}$/;
+/** Error classes whose names are a bounded set: anything else is `_OTHER`. */
+const KNOWN_ERROR_NAME = /^(PrismaClient[A-Za-z]{1,40}Error|DriverAdapterError)$/;
+const RAW_OPERATIONS: ReadonlySet<string> = new Set([
+  '$queryRaw',
+  '$executeRaw',
+  '$queryRawUnsafe',
+  '$executeRawUnsafe',
+  '$queryRawTyped',
+  '$runCommandRaw',
+]);
+
+/** Prisma's provider names (schema `datasource.provider`, adapters' `provider`) to `db.system.name`. */
+const SYSTEM_BY_PROVIDER: ReadonlyMap<string, string> = new Map([
+  ['postgresql', DB_SYSTEM_NAME_VALUE_POSTGRESQL],
+  ['postgres', DB_SYSTEM_NAME_VALUE_POSTGRESQL],
+  ['sqlite', DB_SYSTEM_NAME_VALUE_SQLITE],
+  ['mysql', DB_SYSTEM_NAME_VALUE_MYSQL],
+  ['mariadb', DB_SYSTEM_NAME_VALUE_MARIADB],
+  ['sqlserver', DB_SYSTEM_NAME_VALUE_MICROSOFT_SQL_SERVER],
+  ['cockroachdb', DB_SYSTEM_NAME_VALUE_COCKROACHDB],
+  ['mongodb', DB_SYSTEM_NAME_VALUE_MONGODB],
+]);
+
+/** Operations run in a context holding this key are not instrumented (the health check's probe). */
+const kUninstrumented = createContextKey('@sextant/prisma uninstrumented');
+export const UNINSTRUMENTED_CONTEXT: Context = ROOT_CONTEXT.setValue(kUninstrumented, true);
+
+/** Everything about one (model, operation) pair that does not change between calls. */
+interface OperationInfo {
+  readonly spanName: string;
+  readonly spanOptions: SpanOptions;
+  readonly operation: string;
+  readonly collection: string;
+  readonly raw: boolean;
+  /** The duration series of successful calls. */
+  readonly success: SextantHistogramChild;
+}
+
+function systemNameOf(client: unknown): string {
+  try {
+    const provider = (client as { _activeProvider?: unknown })._activeProvider;
+    if (typeof provider === 'string')
+      return SYSTEM_BY_PROVIDER.get(provider) ?? DB_SYSTEM_NAME_VALUE_OTHER_SQL;
+  } catch {
+    // An unexpected client shape: the fallback below is still a valid label.
+  }
+  return DB_SYSTEM_NAME_VALUE_OTHER_SQL;
+}
+
+function errorTypeOf(error: unknown): string {
+  if (typeof error !== 'object' || error === null) return ERROR_TYPE_VALUE_OTHER;
+  const { code, name } = error as { code?: unknown; name?: unknown };
+  if (typeof code === 'string' && PRISMA_ERROR_CODE.test(code)) return code;
+  if (typeof name === 'string' && KNOWN_ERROR_NAME.test(name)) return name;
+  return ERROR_TYPE_VALUE_OTHER;
+}
+
+/**
+ * The last line of a Prisma error message. Prisma prefixes it with the caller's source lines
+ * (a code frame), which can hold literal values, so only the summary is kept.
+ */
+export function errorSummary(message: string): string {
+  const trimmed = message.trimEnd();
+  return trimmed.slice(trimmed.lastIndexOf('\n') + 1);
+}
+
+/** The `at ...` frames of a stack, without the message (and its code frame) that starts it. */
+function stackFrames(stack: string | undefined): string | undefined {
+  if (typeof stack !== 'string') return undefined;
+  const start = stack.indexOf('\n    at ');
+  return start === -1 ? undefined : stack.slice(start + 1);
+}
+
+function settle(
+  pending: Promise<unknown>,
+  onResult: (result: unknown) => unknown,
+  onError: (error: unknown) => never,
+): Promise<unknown> {
+  return pending.then(onResult, onError);
+}
+
+/**
+ * The SQL of a raw query without its values: a tagged template's strings joined by `$n`
+ * placeholders, or the text of an `Unsafe` call (redacted, since values may be inlined in it).
+ */
+function rawQueryText(args: unknown, redactor: Redactor): string | undefined {
+  if (Array.isArray(args)) {
+    const [first] = args;
+    if (typeof first === 'string') return redactor.string(first);
+    if (Array.isArray(first) && first.every((part) => typeof part === 'string')) {
+      return first.reduce((sql: string, part: string, index: number) => `${sql}$${index}${part}`);
+    }
+  }
+  const strings = (args as { strings?: unknown } | null)?.strings;
+  if (Array.isArray(strings) && strings.every((part) => typeof part === 'string')) {
+    return strings.reduce((sql: string, part: string, index: number) => `${sql}$${index}${part}`);
+  }
+  return undefined;
+}
+
+/**
+ * A Prisma client extension: `prisma.$extends(sextantPrisma(sextant))`. Every operation (model
+ * operations and raw queries) gets a CLIENT span, child of the active span and sampled with it,
+ * and a `db_client_operation_duration_seconds` observation; failures carry the Prisma error code
+ * as `error.type`; operations past `slowQueryMs` are logged. Query errors reach the caller
+ * unchanged; the extension's own failures go to `sextant.errors`.
+ *
+ * Throws a `SextantConfigError` (code `SEXTANT_INVALID_OPTION`, or `SEXTANT_INVALID_ENV` for
+ * `SEXTANT_PRISMA_SLOW_QUERY_MS`) when an option is invalid.
+ */
+export function sextantPrisma(sextant: Sextant, options?: SextantPrismaOptions): SextantPrismaExtension {
+  assertSextant(sextant, 'sextantPrisma');
+  const resolved = resolveOptions(options);
+  const histogram = sextant.metrics.histogram(METRICS.dbClientOperationDuration);
+  const redactor = resolved.includeArgs ? sextant.redactor : undefined;
+  return function extendWithSextant(client: ExtendablePrismaClient) {
+    const system = resolved.dbSystemName ?? systemNameOf(client);
+    return client.$extends({
+      name: PACKAGE_NAME,
+      query: { $allOperations: createOperationHook(sextant, resolved, histogram, system, redactor) },
+    }) as ReturnType<SextantPrismaExtension>;
+  };
+}
+
+function createOperationHook(
+  sextant: Sextant,
+  options: ResolvedPrismaOptions,
+  histogram: DurationHistogram,
+  system: string,
+  redactor: Redactor | undefined,
+): (params: PrismaOperationParams) => Promise<unknown> {
+  const { tracer, errors } = sextant;
+  const slowQueryMs = options.slowQueryMs;
+  // Sextant's own parent-based sampler never samples the child of an unsampled span: knowing
+  // that here skips starting a span that could only be a non-recording one.
+  const parentDecides =
+    sextant.tracing.ownsProvider && sextant.config.tracing.sampler.startsWith('parentbased_');
+  const tracingEnabled = sextant.tracing.enabled;
+
+  function mayRecord(parent: Context): boolean {
+    if (!tracingEnabled) return false;
+    if (!parentDecides) return true;
+    const parentSpan = trace.getSpanContext(parent);
+    return (
+      parentSpan === undefined ||
+      (parentSpan.traceFlags & TraceFlags.SAMPLED) !== 0 ||
+      !trace.isSpanContextValid(parentSpan)
+    );
+  }
+  // model -> operation -> info; both sets are bounded by the schema and Prisma's API.
+  const infos = new Map<string, Map<string, OperationInfo>>();
+
+  function describeOperation(model: string | undefined, operation: string): OperationInfo {
+    const collection = model ?? NO_MODEL;
+    const attributes: Attributes = {
+      [ATTR_DB_SYSTEM_NAME]: system,
+      [ATTR_DB_OPERATION_NAME]: operation,
+    };
+    if (model !== undefined) attributes[ATTR_DB_COLLECTION_NAME] = model;
+    const info: OperationInfo = {
+      spanName: model === undefined ? operation : `${operation} ${model}`,
+      spanOptions: Object.freeze({ kind: SpanKind.CLIENT, attributes: Object.freeze(attributes) }),
+      operation,
+      collection,
+      raw: RAW_OPERATIONS.has(operation),
+      success: histogram.child(system, operation, collection, ''),
+    };
+    let byOperation = infos.get(collection);
+    if (byOperation === undefined) {
+      byOperation = new Map();
+      infos.set(collection, byOperation);
+    }
+    byOperation.set(operation, info);
+    return info;
+  }
+
+  function addArgs(span: Span, info: OperationInfo, args: unknown): void {
+    if (redactor === undefined) return;
+    if (info.raw) {
+      const text = rawQueryText(args, redactor);
+      if (text !== undefined) span.setAttribute(ATTR_DB_QUERY_TEXT, text);
+    } else if (args !== undefined) {
+      span.setAttribute(ATTR_PRISMA_ARGS, JSON.stringify(redactor.value(args)));
+    }
+  }
+
+  function recordError(span: Span, error: unknown, errorType: string): void {
+    span.setAttribute(ATTR_ERROR_TYPE, errorType);
+    span.setStatus({ code: SpanStatusCode.ERROR, message: errorType });
+    const exception: Attributes = { [ATTR_EXCEPTION_TYPE]: errorType };
+    if (error instanceof Error) {
+      const message = errorSummary(error.message);
+      // Coded errors end in a templated line (fields and constraints, not values); any other
+      // message (a validation error renders the query with its arguments) only with includeArgs.
+      if (PRISMA_ERROR_CODE.test(errorType)) exception[ATTR_EXCEPTION_MESSAGE] = message;
+      else if (redactor !== undefined) exception[ATTR_EXCEPTION_MESSAGE] = redactor.string(message);
+      const frames = stackFrames(error.stack);
+      if (frames !== undefined) exception[ATTR_EXCEPTION_STACKTRACE] = frames;
+    }
+    span.addEvent('exception', exception);
+  }
+
+  function logSlow(
+    info: OperationInfo,
+    durationMs: number,
+    errorType: string | undefined,
+    args: unknown,
+    logContext: Context,
+  ): void {
+    const record: Record<string, unknown> = {
+      db_system_name: system,
+      db_operation_name: info.operation,
+      db_collection_name: info.collection,
+      duration_ms: Math.round(durationMs * 1000) / 1000,
+      slow_query_threshold_ms: slowQueryMs,
+    };
+    if (errorType !== undefined) record.error_type = errorType;
+    if (redactor !== undefined && !info.raw && args !== undefined) record.args = args;
+    context.with(logContext, () => sextant.logger.warn(record, SLOW_QUERY_MESSAGE));
+  }
+
+  /** Ends the span, records the duration and logs a slow operation. Never throws. */
+  function finish(
+    info: OperationInfo,
+    span: Span | undefined,
+    spanContext: Context,
+    started: number,
+    args: unknown,
+    failed: boolean,
+    error: unknown,
+  ): void {
+    try {
+      const durationMs = performance.now() - started;
+      const errorType = failed ? errorTypeOf(error) : undefined;
+      if (errorType === undefined) info.success.observe(durationMs / 1000);
+      else {
+        histogram.observe(
+          {
+            db_system_name: system,
+            db_operation_name: info.operation,
+            db_collection_name: info.collection,
+            error_type: errorType,
+          },
+          durationMs / 1000,
+        );
+      }
+      if (span !== undefined) {
+        if (errorType !== undefined) recordError(span, error, errorType);
+        span.end();
+      }
+      if (durationMs >= slowQueryMs) logSlow(info, durationMs, errorType, args, spanContext);
+    } catch (failure) {
+      errors.report(SINK_KIND, failure);
+    }
+  }
+
+  return function $allOperations({ model, operation, args, query }) {
+    const parent = context.active();
+    if (parent.getValue(kUninstrumented) === true) return query(args);
+    let info: OperationInfo;
+    let span: Span | undefined;
+    let spanContext = parent;
+    let started: number;
+    try {
+      info = infos.get(model ?? NO_MODEL)?.get(operation) ?? describeOperation(model, operation);
+      if (mayRecord(parent)) {
+        const candidate = tracer.startSpan(info.spanName, info.spanOptions, parent);
+        if (candidate.isRecording()) {
+          span = candidate;
+          spanContext = trace.setSpan(parent, span);
+          addArgs(span, info, args);
+        }
+      }
+      started = performance.now();
+    } catch (failure) {
+      errors.report(SINK_KIND, failure);
+      span?.end();
+      return query(args);
+    }
+    const onResult = (result: unknown) => {
+      finish(info, span, spanContext, started, args, false, undefined);
+      return result;
+    };
+    const onError = (error: unknown) => {
+      finish(info, span, spanContext, started, args, true, error);
+      throw error;
+    };
+    // Prisma queries are lazy: `then` runs them, so it is called inside the span's context,
+    // where the driver's own work (and any spans it makes) belongs.
+    try {
+      return span === undefined
+        ? query(args).then(onResult, onError)
+        : context.with(spanContext, settle, undefined, query(args), onResult, onError);
+    } catch (error) {
+      return onError(error);
+    }
+  };
+}

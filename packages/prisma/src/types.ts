@@ -1,0 +1,40 @@
+/** Options of {@link sextantPrisma}, validated once when the extension is created. */
+export interface SextantPrismaOptions {
+  /**
+   * Adds the operation's arguments to its span (`prisma.args`, JSON) and to its slow-query log
+   * record, redacted by Sextant's redactor (secret keys, emails, card numbers, tokens...).
+   * Raw queries never carry their values, only their SQL text. Default `false`: no parameter
+   * value leaves the process.
+   */
+  includeArgs?: boolean;
+  /**
+   * Operations that take at least this many milliseconds are logged at `warn` as
+   * `slow database operation`; `false` turns the log off. Default 500, or
+   * `SEXTANT_PRISMA_SLOW_QUERY_MS` (milliseconds, or `off`).
+   */
+  slowQueryMs?: number | false;
+  /**
+   * `db.system.name` of the spans and metric. Default: read from the client's provider
+   * (`postgresql`, `sqlite`, `mysql`...); set it when that cannot be read.
+   */
+  dbSystemName?: string;
+}
+
+/** Options of {@link prismaHealthCheck}. */
+export interface PrismaHealthCheckOptions {
+  /** Check name in the health reports. Default `prisma`. */
+  name?: string;
+  /** A failing critical check makes readiness answer 503. Default `true`. */
+  critical?: boolean;
+  /** Milliseconds before the check counts as down. Default: Sextant's `health.checkTimeoutMs`. */
+  timeoutMs?: number;
+}
+
+/** Options of {@link registerPgPoolMetrics}. */
+export interface PgPoolMetricsOptions {
+  /**
+   * `db_client_connection_pool_name` label value. Default `host:port/database` from the pool's
+   * options; give each pool its own name when several connect to the same database.
+   */
+  poolName?: string;
+}

@@ -1,0 +1,5 @@
+import { generateClients } from './generate.ts';
+
+export default async function setup(): Promise<void> {
+  await generateClients();
+}

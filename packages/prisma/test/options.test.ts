@@ -1,0 +1,68 @@
+import { ERROR_CODES, type Sextant, SextantConfigError } from '@sextant/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { prismaHealthCheck, sextantPrisma } from '../src/index.ts';
+import { resolveOptions } from '../src/options.ts';
+import { testSextant } from './helpers.ts';
+
+function thrown(fn: () => unknown): SextantConfigError {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof SextantConfigError) return error;
+    throw error;
+  }
+  throw new Error('expected a SextantConfigError');
+}
+
+describe('options', () => {
+  let sextant: Sextant;
+  beforeAll(() => {
+    ({ sextant } = testSextant({ tracing: { enabled: false } }));
+  });
+  afterAll(async () => {
+    await sextant?.shutdown();
+  });
+
+  it('needs a Sextant instance', () => {
+    const error = thrown(() => sextantPrisma({} as Sextant));
+    expect(error.code).toBe(ERROR_CODES.INVALID_OPTION);
+    expect(error.message).toBe(
+      '@sextant/prisma: sextantPrisma() expects the instance returned by createSextant() from @sextant/core, got an object',
+    );
+  });
+
+  it('rejects unknown and invalid options with coded, prefixed messages', () => {
+    expect(thrown(() => sextantPrisma(sextant, { slowQuery: 5 } as never)).message).toBe(
+      '@sextant/prisma: unknown option "slowQuery"; known options: includeArgs, slowQueryMs, dbSystemName',
+    );
+    const negative = thrown(() => sextantPrisma(sextant, { slowQueryMs: -1 }));
+    expect(negative.code).toBe(ERROR_CODES.INVALID_OPTION);
+    expect(negative.message).toMatch(/^@sextant\/prisma: slowQueryMs must be milliseconds from 0 to 3600000/);
+    expect(thrown(() => sextantPrisma(sextant, { includeArgs: 'yes' as never })).message).toBe(
+      '@sextant/prisma: includeArgs must be a boolean, got string yes',
+    );
+    expect(thrown(() => sextantPrisma(sextant, { dbSystemName: 'Postgres!' })).message).toMatch(
+      /^@sextant\/prisma: dbSystemName must be/,
+    );
+    expect(thrown(() => prismaHealthCheck({} as never)).message).toBe(
+      '@sextant/prisma: prismaHealthCheck() expects a Prisma client (an object with $queryRawUnsafe)',
+    );
+  });
+
+  it('reads the slow-query threshold from SEXTANT_PRISMA_SLOW_QUERY_MS, over the option', () => {
+    expect(resolveOptions({ slowQueryMs: 50 }, {}).slowQueryMs).toBe(50);
+    expect(resolveOptions({}, {}).slowQueryMs).toBe(500);
+    expect(resolveOptions({ slowQueryMs: false }, {}).slowQueryMs).toBe(Number.POSITIVE_INFINITY);
+    expect(resolveOptions({ slowQueryMs: 50 }, { SEXTANT_PRISMA_SLOW_QUERY_MS: '250' }).slowQueryMs).toBe(
+      250,
+    );
+    expect(resolveOptions({}, { SEXTANT_PRISMA_SLOW_QUERY_MS: 'off' }).slowQueryMs).toBe(
+      Number.POSITIVE_INFINITY,
+    );
+    const invalid = thrown(() => resolveOptions({}, { SEXTANT_PRISMA_SLOW_QUERY_MS: '5s' }));
+    expect(invalid.code).toBe(ERROR_CODES.INVALID_ENV);
+    expect(invalid.message).toBe(
+      '@sextant/prisma: SEXTANT_PRISMA_SLOW_QUERY_MS="5s" is invalid: expected milliseconds from 0 to 3600000, or "off"',
+    );
+  });
+});

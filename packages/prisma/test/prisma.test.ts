@@ -1,0 +1,383 @@
+import { createServer } from 'node:net';
+import { context, SpanKind, SpanStatusCode, TraceFlags, trace } from '@opentelemetry/api';
+import { PrismaPg } from '@prisma/adapter-pg';
+import type { Sextant } from '@sextant/core';
+import pg from 'pg';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { promtoolCheck } from '../../../tooling/testing/promtool.ts';
+import { prismaHealthCheck, registerPgPoolMetrics, sextantPrisma } from '../src/index.ts';
+import { PrismaClient as PostgresClient, Prisma as PostgresPrisma } from './generated/postgresql/client.ts';
+import { Prisma as SqlitePrisma } from './generated/sqlite/client.ts';
+import { type collectLines, openPostgres, openSqlite, POSTGRES_URL, testSextant } from './helpers.ts';
+
+type Database = Awaited<ReturnType<typeof openPostgres>> | Awaited<ReturnType<typeof openSqlite>>;
+
+const SECRET_EMAIL = 'ada.lovelace@example.com';
+const SECRET_TOKEN = 'tok-8c1f77d2e4a9';
+
+const databases = [
+  { system: 'postgresql', open: openPostgres, KnownError: PostgresPrisma.PrismaClientKnownRequestError },
+  { system: 'sqlite', open: openSqlite, KnownError: SqlitePrisma.PrismaClientKnownRequestError },
+] as const;
+
+function dbSpans(sextant: Sextant) {
+  return sextant.tracing.finishedSpans().filter((span) => span.attributes['db.system.name'] !== undefined);
+}
+
+async function metricLines(sextant: Sextant, prefix: string): Promise<string[]> {
+  const { body } = await sextant.metrics.render();
+  return body.split('\n').filter((line) => line.startsWith(prefix));
+}
+
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+describe.each(databases)('on $system', ({ system, open, KnownError }) => {
+  let sextant: Sextant;
+  let logs: ReturnType<typeof collectLines>;
+  let db: Database;
+
+  beforeAll(async () => {
+    ({ sextant, logs } = testSextant());
+    db = await open();
+  });
+  afterAll(async () => {
+    await db?.close();
+    await sextant?.shutdown();
+  });
+  beforeEach(() => {
+    sextant.tracing.resetFinishedSpans();
+  });
+
+  function extend(options?: Parameters<typeof sextantPrisma>[1]) {
+    return (db.prisma as PostgresClient).$extends(sextantPrisma(sextant, options));
+  }
+
+  it('gives each operation a CLIENT span, child of the active span, with the DB semantic conventions', async () => {
+    const prisma = extend();
+    await prisma.job.create({ data: { id: 'span-1', status: 'queued' } });
+    const found = await sextant.tracer.startActiveSpan('process job', async (parent) => {
+      try {
+        return {
+          job: await prisma.job.findUnique({ where: { id: 'span-1' } }),
+          parent: parent.spanContext(),
+        };
+      } finally {
+        parent.end();
+      }
+    });
+    expect(found.job?.status).toBe('queued');
+
+    const spans = dbSpans(sextant);
+    expect(spans.map((span) => span.name)).toEqual(['create Job', 'findUnique Job']);
+    const findUnique = spans[1]!;
+    expect(findUnique.kind).toBe(SpanKind.CLIENT);
+    expect(findUnique.attributes).toEqual({
+      'db.system.name': system,
+      'db.operation.name': 'findUnique',
+      'db.collection.name': 'Job',
+    });
+    expect(findUnique.status.code).toBe(SpanStatusCode.UNSET);
+    expect(findUnique.spanContext().traceId).toBe(found.parent.traceId);
+    expect(findUnique.parentSpanContext?.spanId).toBe(found.parent.spanId);
+    expect(findUnique.instrumentationScope.name).toBe('@sextant/core');
+  });
+
+  it('starts no span under an unsampled parent, but still records the duration', async () => {
+    const prisma = extend();
+    const before = await metricLines(sextant, 'db_client_operation_duration_seconds_count');
+    const unsampled = trace.setSpanContext(context.active(), {
+      traceId: '0af7651916cd43dd8448eb211c80319c',
+      spanId: 'b7ad6b7169203331',
+      traceFlags: TraceFlags.NONE,
+      isRemote: true,
+    });
+    // Prisma queries are lazy: they run when awaited, so the await belongs inside the context.
+    await context.with(unsampled, async () => await prisma.job.count());
+    expect(dbSpans(sextant)).toEqual([]);
+    const after = await metricLines(sextant, 'db_client_operation_duration_seconds_count');
+    const series = `db_client_operation_duration_seconds_count{db_system_name="${system}",db_operation_name="count",db_collection_name="Job",error_type=""}`;
+    expect(before.find((line) => line.startsWith(series))).toBeUndefined();
+    expect(after).toContain(`${series} 1`);
+  });
+
+  it('records the duration metric by system, operation and model, in promtool-valid output', async () => {
+    const prisma = extend();
+    await prisma.job.findMany({ where: { status: 'queued' } });
+    await prisma.job.findMany({ where: { status: 'done' } });
+    const lines = await metricLines(sextant, 'db_client_operation_duration_seconds_count');
+    expect(lines).toContain(
+      `db_client_operation_duration_seconds_count{db_system_name="${system}",db_operation_name="findMany",db_collection_name="Job",error_type=""} 2`,
+    );
+    const { body } = await sextant.metrics.render();
+    expect(promtoolCheck(body)).toEqual({ status: 0, problems: '' });
+  });
+
+  it('marks a unique violation with its Prisma code on the span and the metric, and rethrows it unchanged', async () => {
+    const prisma = extend();
+    const bare = db.prisma as PostgresClient;
+    await prisma.account.create({ data: { email: 'dup@example.com', name: 'first' } });
+    const extendedError = await prisma.account
+      .create({ data: { email: 'dup@example.com', name: 'second' } })
+      .catch((error: unknown) => error);
+    const bareError = await bare.account
+      .create({ data: { email: 'dup@example.com', name: 'second' } })
+      .catch((error: unknown) => error);
+
+    expect(extendedError).toBeInstanceOf(KnownError);
+    expect((extendedError as { code: string }).code).toBe('P2002');
+    expect((extendedError as { meta: unknown }).meta).toEqual((bareError as { meta: unknown }).meta);
+
+    const failed = dbSpans(sextant).find((span) => span.status.code === SpanStatusCode.ERROR)!;
+    expect(failed.name).toBe('create Account');
+    expect(failed.attributes['error.type']).toBe('P2002');
+    expect(failed.status.message).toBe('P2002');
+    const exception = failed.events.find((event) => event.name === 'exception')!;
+    expect(exception.attributes?.['exception.type']).toBe('P2002');
+    expect(String(exception.attributes?.['exception.message'])).toMatch(/^Unique constraint failed/);
+    // The message's code frame (the caller's source lines) stays out of the span.
+    expect(JSON.stringify(failed.events)).not.toContain('invocation in');
+    expect(JSON.stringify(failed.events)).not.toContain("name: 'second'");
+    expect(await metricLines(sextant, 'db_client_operation_duration_seconds_count')).toContain(
+      `db_client_operation_duration_seconds_count{db_system_name="${system}",db_operation_name="create",db_collection_name="Account",error_type="P2002"} 1`,
+    );
+  });
+
+  it('logs an operation past the slow-query threshold, with the span ids and no arguments', async () => {
+    const prisma = extend({ slowQueryMs: 0 });
+    await prisma.account.findFirst({ where: { email: SECRET_EMAIL } });
+    const span = dbSpans(sextant).at(-1)!;
+    const record = logs
+      .records()
+      .find((r) => r.msg === 'slow database operation' && r.span_id === span.spanContext().spanId);
+    expect(record).toMatchObject({
+      level: 'warn',
+      trace_id: span.spanContext().traceId,
+      db_system_name: system,
+      db_operation_name: 'findFirst',
+      db_collection_name: 'Account',
+      slow_query_threshold_ms: 0,
+    });
+    expect(typeof record?.duration_ms).toBe('number');
+    expect(record).not.toHaveProperty('args');
+  });
+
+  it('keeps parameter values out of spans and logs by default, raw queries included', async () => {
+    const prisma = extend({ slowQueryMs: 0 });
+    await prisma.job.create({ data: { id: 'secret-1', status: 'queued', result: { token: SECRET_TOKEN } } });
+    const rows = await prisma.$queryRaw<Array<{ email: string }>>`SELECT ${SECRET_EMAIL} AS email`;
+    expect(rows[0]?.email).toBe(SECRET_EMAIL);
+    const spans = dbSpans(sextant);
+    expect(spans.map((span) => span.name)).toEqual(['create Job', '$queryRaw']);
+    expect(spans[1]!.attributes).toEqual({ 'db.system.name': system, 'db.operation.name': '$queryRaw' });
+    const everything =
+      JSON.stringify(spans.map((s) => [s.attributes, s.events])) + JSON.stringify(logs.records());
+    expect(everything).not.toContain(SECRET_TOKEN);
+    expect(everything).not.toContain(SECRET_EMAIL);
+  });
+
+  it('with includeArgs, adds the arguments redacted, and raw SQL without its values', async () => {
+    const prisma = extend({ includeArgs: true });
+    await prisma.job.create({
+      data: { id: 'args-1', status: 'queued', result: { token: SECRET_TOKEN, owner: SECRET_EMAIL } },
+    });
+    await prisma.$queryRaw`SELECT ${SECRET_EMAIL} AS email`;
+    const [create, raw] = dbSpans(sextant);
+    const args = JSON.parse(String(create!.attributes['prisma.args']));
+    expect(args).toEqual({
+      data: { id: 'args-1', status: 'queued', result: { token: '[REDACTED]', owner: expect.any(String) } },
+    });
+    expect(args.data.result.owner).not.toContain(SECRET_EMAIL);
+    expect(raw!.attributes['db.query.text']).toBe('SELECT $1 AS email');
+    expect(JSON.stringify(raw!.attributes)).not.toContain(SECRET_EMAIL);
+  });
+
+  it('traces the operations of a batch transaction', async () => {
+    const prisma = extend();
+    const [created, count] = await prisma.$transaction([
+      prisma.job.create({ data: { id: 'batch-1', status: 'queued' } }),
+      prisma.job.count({ where: { id: 'batch-1' } }),
+    ]);
+    expect(created.id).toBe('batch-1');
+    expect(count).toBe(1);
+    expect(dbSpans(sextant).map((span) => span.name)).toEqual(['create Job', 'count Job']);
+  });
+
+  it('traces the operations of an interactive transaction, children of the active span', async () => {
+    const prisma = extend();
+    const parentId = await sextant.tracer.startActiveSpan('checkout', async (parent) => {
+      try {
+        await prisma.$transaction(async (tx) => {
+          await tx.job.create({ data: { id: 'itx-1', status: 'queued' } });
+          await tx.job.update({ where: { id: 'itx-1' }, data: { status: 'running' } });
+        });
+        return parent.spanContext().spanId;
+      } finally {
+        parent.end();
+      }
+    });
+    const spans = dbSpans(sextant);
+    expect(spans.map((span) => span.name)).toEqual(['create Job', 'update Job']);
+    expect(spans.map((span) => span.parentSpanContext?.spanId)).toEqual([parentId, parentId]);
+  });
+
+  it('keeps the message of an uncoded error, which quotes the arguments, off the span by default', async () => {
+    const prisma = extend();
+    const error = await prisma.job
+      .create({ data: { id: 'invalid-1', status: SECRET_TOKEN, unknownField: 1 } as never })
+      .catch((caught: unknown) => caught);
+    expect((error as Error).name).toBe('PrismaClientValidationError');
+    expect((error as Error).message).toContain(SECRET_TOKEN);
+    const [span] = dbSpans(sextant);
+    expect(span?.attributes['error.type']).toBe('PrismaClientValidationError');
+    expect(JSON.stringify([span?.attributes, span?.events, span?.status])).not.toContain(SECRET_TOKEN);
+  });
+
+  it('reports the database up through a health check that adds no span or metric', async () => {
+    const prisma = extend();
+    const unregister = sextant.health.register(prismaHealthCheck(prisma));
+    try {
+      const before = await metricLines(sextant, 'db_client_operation_duration_seconds_count');
+      const { statusCode, body } = await sextant.health.readiness();
+      expect(statusCode).toBe(200);
+      expect(body.checks?.find((check) => check.name === 'prisma')).toMatchObject({
+        status: 'up',
+        critical: true,
+      });
+      expect(dbSpans(sextant)).toEqual([]);
+      expect(await metricLines(sextant, 'db_client_operation_duration_seconds_count')).toEqual(before);
+    } finally {
+      unregister();
+    }
+  });
+
+  it('never lets its own failure reach the query', async () => {
+    const failures = sextant.errors.counts().get('prisma') ?? 0;
+    const broken: Sextant = {
+      ...sextant,
+      tracer: {
+        ...sextant.tracer,
+        startSpan() {
+          throw new Error('tracer failure');
+        },
+      },
+    };
+    const prisma = (db.prisma as PostgresClient).$extends(sextantPrisma(broken));
+    expect(await prisma.job.count({ where: { id: 'none' } })).toBe(0);
+    expect(sextant.errors.counts().get('prisma')).toBe(failures + 1);
+  });
+});
+
+describe('health check against an unreachable database', () => {
+  let sextant: Sextant;
+  beforeAll(() => {
+    ({ sextant } = testSextant({ health: { checkTimeoutMs: 2000 } }));
+  });
+  afterAll(async () => {
+    await sextant?.shutdown();
+  });
+
+  it('is down with the reason, and readiness answers 503', async () => {
+    const port = await closedPort();
+    const pool = new pg.Pool({ connectionString: `postgresql://postgres@127.0.0.1:${port}/test` });
+    const prisma = new PostgresClient({ adapter: new PrismaPg(pool) });
+    try {
+      sextant.health.register(prismaHealthCheck(prisma, { name: 'orders-db' }));
+      const { statusCode, body } = await sextant.health.readiness();
+      expect(statusCode).toBe(503);
+      const check = body.checks?.find((c) => c.name === 'orders-db');
+      expect(check?.status).toBe('down');
+      expect(check?.reason).toMatch(/Can't reach database server at 127\.0\.0\.1:\d+/);
+      expect(check?.reason).not.toContain('Invalid');
+    } finally {
+      await prisma.$disconnect();
+      await pool.end();
+    }
+  });
+});
+
+describe('pg pool gauges', () => {
+  let sextant: Sextant;
+  let db: Awaited<ReturnType<typeof openPostgres>>;
+  beforeAll(async () => {
+    ({ sextant } = testSextant());
+    db = await openPostgres();
+  });
+  afterAll(async () => {
+    await db?.close();
+    await sextant?.shutdown();
+  });
+
+  it('reads idle, used, waiting and max connections at scrape time', async () => {
+    const unregister = registerPgPoolMetrics(sextant, db.pool, { poolName: 'main' });
+    await db.prisma.job.count();
+    const held = await Promise.all([1, 2, 3, 4].map(() => db.pool.connect()));
+    const waiting = db.pool.connect();
+    try {
+      const lines = await metricLines(sextant, 'db_client_connection');
+      expect(lines).toEqual(
+        expect.arrayContaining([
+          'db_client_connections{db_client_connection_pool_name="main",db_client_connection_state="idle"} 0',
+          'db_client_connections{db_client_connection_pool_name="main",db_client_connection_state="used"} 4',
+          'db_client_connection_pending_requests{db_client_connection_pool_name="main"} 1',
+          'db_client_connection_max{db_client_connection_pool_name="main"} 4',
+        ]),
+      );
+      const { body } = await sextant.metrics.render();
+      expect(promtoolCheck(body)).toEqual({ status: 0, problems: '' });
+    } finally {
+      for (const client of held) client.release();
+      (await waiting).release();
+    }
+    const idle = await metricLines(
+      sextant,
+      'db_client_connections{db_client_connection_pool_name="main",db_client_connection_state="idle"}',
+    );
+    expect(idle).toEqual([expect.stringMatching(/ [1-4]$/)]);
+    unregister();
+    expect(await metricLines(sextant, 'db_client_connection_max')).toEqual([
+      'db_client_connection_max{db_client_connection_pool_name="main"} 0',
+    ]);
+  });
+
+  it('refuses a second pool under the same name', () => {
+    const other = new pg.Pool({ connectionString: POSTGRES_URL });
+    registerPgPoolMetrics(sextant, other, { poolName: 'replica' });
+    expect(() => registerPgPoolMetrics(sextant, other, { poolName: 'replica' })).toThrow(
+      '@sextant/prisma: registerPgPoolMetrics(): a pool named "replica" is already registered',
+    );
+    return other.end();
+  });
+});
+
+describe('with a sampler that ignores the parent', () => {
+  let sextant: Sextant;
+  let db: Awaited<ReturnType<typeof openSqlite>>;
+  beforeAll(async () => {
+    ({ sextant } = testSextant({ tracing: { sampler: 'always_on' } }));
+    db = await openSqlite();
+  });
+  afterAll(async () => {
+    await db?.close();
+    await sextant?.shutdown();
+  });
+
+  it('leaves the decision to the tracer: an unsampled parent still gets a sampled DB span', async () => {
+    const prisma = db.prisma.$extends(sextantPrisma(sextant));
+    const unsampled = trace.setSpanContext(context.active(), {
+      traceId: '0af7651916cd43dd8448eb211c80319c',
+      spanId: 'b7ad6b7169203331',
+      traceFlags: TraceFlags.NONE,
+      isRemote: true,
+    });
+    await context.with(unsampled, async () => await prisma.job.count());
+    const [span] = dbSpans(sextant);
+    expect(span?.name).toBe('count Job');
+    expect(span?.spanContext().traceId).toBe('0af7651916cd43dd8448eb211c80319c');
+  });
+});
