@@ -1,9 +1,9 @@
 /**
- * Overhead of @sextant/express and @sextant/fastify under load, against the bare framework and the
- * usual peer stack, in one run. Each server variant runs in its own process pinned to core 0; this
- * process (the autocannon load generator) and the OTLP sink are pinned to core 1. Variants run
- * interleaved, round after round, in a rotating order, so a noisy neighbour slows all of them
- * alike; medians of the rounds and ratios between variants are the result.
+ * Overhead of @sextant/express, @sextant/fastify and @sextant/nestjs under load, against the bare
+ * framework and the usual peer stack, in one run. Each server variant runs in its own process
+ * pinned to core 0; this process (the autocannon load generator) and the OTLP sink are pinned to
+ * core 1. Variants run interleaved, round after round, in a rotating order, so a noisy neighbour
+ * slows all of them alike; medians of the rounds and ratios between variants are the result.
  *
  * Reproduce: `pnpm bench` (all packages) or `pnpm --filter @sextant/http-bench bench`; tune with
  * BENCH_ROUNDS, BENCH_DURATION (seconds per window), BENCH_WARMUP (seconds), BENCH_CONNECTIONS,
@@ -40,7 +40,7 @@ const SANITY_REQUESTS = 50;
 
 const GOALS = {
   addedCpuMicros: 15,
-  throughputVsBare: { express: 0.9, fastify: 0.65 } as Record<Framework, number>,
+  throughputVsBare: { express: 0.9, fastify: 0.65, nest: 0.88 } as Record<Framework, number>,
   throughputVsPeer: 3,
 };
 
@@ -328,7 +328,7 @@ function report(
     );
   }
   return [
-    '### HTTP overhead: Express and Fastify, bare vs Sextant vs peer stack',
+    '### HTTP overhead: Express, Fastify and NestJS, bare vs Sextant vs peer stack',
     '',
     `${machineLine()}. Server on core 0 (\`taskset -c 0\`), autocannon and the OTLP sink on core 1; ` +
       `${CONNECTIONS} connections, pipelining ${PIPELINING}, \`GET /users/:id\` (small JSON); ` +
@@ -349,10 +349,20 @@ function report(
     '',
     'Sextant and the peer stack both trace every request (sampler `always_on`) with OTLP/protobuf export to a ' +
       'loopback sink, through the same batch limits (`OTEL_BSP_MAX_QUEUE_SIZE=16384`, batch 512, delay 1 s); both ' +
-      'collect Prometheus metrics (including the default runtime metrics); every variant logs to /dev/null through ' +
-      "pino's synchronous destination (`pino.destination({ dest: '/dev/null', sync: true })`), the kind Sextant writes " +
-      'stdout with by default. Sextant writes one access record per request (plus Fastify\'s "incoming request" line ' +
-      "on Fastify); pino-http writes one; Fastify's logger writes two.",
+      'collect Prometheus metrics (including the default runtime metrics); every variant that logs writes to ' +
+      "/dev/null through pino's synchronous destination (`pino.destination({ dest: '/dev/null', sync: true })`), " +
+      'the kind Sextant writes stdout with by default. Sextant writes one access record per request (plus ' +
+      'Fastify\'s "incoming request" line on Fastify); pino-http writes one (Express and Nest peer stacks); ' +
+      "Fastify's logger writes two.",
+    '',
+    "Nest: every variant is `NestFactory.create()` on `@nestjs/platform-express` with `logger: false` (Nest's " +
+      'default JSON and urlencoded body parsers stay on, as in any Nest app). The Sextant variant imports ' +
+      '`SextantModule.forRoot({ sextant })` with the same instance settings as the Express and Fastify ones. The peer ' +
+      "stack registers OpenTelemetry's ESM loader hook (`@opentelemetry/instrumentation/hook.mjs`), which an ESM app " +
+      'such as Nest 12 needs for the express instrumentation to patch Express, and records its request histogram ' +
+      'through a global interceptor with a `makeHistogramProvider()` metric, since @willsoto/nestjs-prometheus ' +
+      'itself only serves `/metrics` with the default metrics. `@opentelemetry/instrumentation-nestjs-core` (0.71.0, ' +
+      'the current release) is left out: it instruments `@nestjs/core` `>=4.0.0 <12` and does nothing on Nest 12.',
     '',
     'Spans per request seen by the decoding export check before the race:',
     '',

@@ -2,31 +2,20 @@
  * One server of the race, run as a child process pinned to one core by the bench:
  * `node server.ts <framework>-<stack> <otlp-base-url>`. It serves `GET /users/:id`, reports its
  * port over IPC, and answers the bench's `usage` (CPU time, peak RSS) and `flush` messages.
- * Frameworks are loaded with require() after the peer stack's SDK has started, as a CommonJS app
- * loads them, so the OpenTelemetry instrumentations can patch them.
+ * Frameworks are loaded after the peer stack's SDK has started (Express and Fastify with require(),
+ * as a CommonJS app loads them; Nest, which is ESM, by import()), so the OpenTelemetry
+ * instrumentations can patch them.
  */
-import { createRequire } from 'node:module';
+import { createRequire, register } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import pino from 'pino';
+import { logDestination, user } from './app-common.ts';
 import { type BenchMessage, parseVariant, type ServerMessage } from './variants.ts';
 
 const require = createRequire(import.meta.url);
 const { framework, stack } = parseVariant(process.argv[2]);
 const otlpBase = process.argv[3] ?? 'http://127.0.0.1:4318';
 const SERVICE_NAME = 'http-bench';
-
-/**
- * Every variant logs to /dev/null through the same kind of destination Sextant writes stdout with
- * by default (pino's synchronous SonicBoom), so log formatting is measured and no variant gets a
- * cheaper sink.
- */
-function logDestination() {
-  return pino.destination({ dest: '/dev/null', sync: true });
-}
-
-function user(id: string) {
-  return { id, name: `User ${id}`, plan: 'pro', active: true };
-}
 
 const USER_SCHEMA = {
   params: { type: 'object', properties: { id: { type: 'string' } } },
@@ -135,7 +124,27 @@ async function startFastify(): Promise<import('node:http').Server> {
   return app.server;
 }
 
-const server = framework === 'express' ? await startExpress() : await startFastify();
+async function startNestServer(): Promise<import('node:http').Server> {
+  if (stack === 'peer') {
+    // Nest 12 is ESM and imports Express with `import`, which require-in-the-middle never sees: an
+    // ESM application registers OpenTelemetry's loader hook (import-in-the-middle) before loading
+    // anything to instrument, as OpenTelemetry's ESM guide says.
+    register('@opentelemetry/instrumentation/hook.mjs', import.meta.url);
+    const { HttpInstrumentation } = await import('@opentelemetry/instrumentation-http');
+    const { ExpressInstrumentation } = await import('@opentelemetry/instrumentation-express');
+    await startPeerSdk([new HttpInstrumentation(), new ExpressInstrumentation()]);
+  }
+  const sextant = stack === 'sextant' ? await createSextantForBench() : undefined;
+  const { startNest } = await import('./nest-app.ts');
+  return startNest(stack, sextant);
+}
+
+const START: Record<typeof framework, () => Promise<import('node:http').Server>> = {
+  express: startExpress,
+  fastify: startFastify,
+  nest: startNestServer,
+};
+const server = await START[framework]();
 
 function send(message: ServerMessage): void {
   process.send?.(message);

@@ -1,5 +1,5 @@
-/** The six servers of the race: each framework bare, with Sextant, and with the usual peer stack. */
-export const FRAMEWORKS = ['express', 'fastify'] as const;
+/** The servers of the race: each framework bare, with Sextant, and with the usual peer stack. */
+export const FRAMEWORKS = ['express', 'fastify', 'nest'] as const;
 export const STACKS = ['bare', 'sextant', 'peer'] as const;
 
 export type Framework = (typeof FRAMEWORKS)[number];
@@ -10,7 +10,11 @@ export const VARIANTS: readonly VariantName[] = FRAMEWORKS.flatMap((framework) =
   STACKS.map((stack) => `${framework}-${stack}` as VariantName),
 );
 
-export const FRAMEWORK_LABELS: Record<Framework, string> = { express: 'Express 5', fastify: 'Fastify 5' };
+export const FRAMEWORK_LABELS: Record<Framework, string> = {
+  express: 'Express 5',
+  fastify: 'Fastify 5',
+  nest: 'NestJS 12 (Express)',
+};
 
 export const STACK_LABELS: Record<Framework, Record<Stack, string>> = {
   express: {
@@ -22,6 +26,11 @@ export const STACK_LABELS: Record<Framework, Record<Stack, string>> = {
     bare: 'bare',
     sextant: '@sextant/fastify',
     peer: "OTel SDK (http) + @fastify/otel + fastify-metrics + Fastify's logger",
+  },
+  nest: {
+    bare: 'bare',
+    sextant: '@sextant/nestjs',
+    peer: 'OTel SDK (http + express) + @willsoto/nestjs-prometheus + pino-http',
   },
 };
 
