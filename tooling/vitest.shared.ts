@@ -13,7 +13,7 @@ export function sextantProject(name: string, extra: { testTimeout?: number } = {
     ssr: { resolve: { conditions } },
     test: {
       name,
-      include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
+      include: ['src/**/*.test.ts', 'test/**/*.test.ts', '*.test.ts'],
       testTimeout: extra.testTimeout ?? 20_000,
       hookTimeout: 60_000,
     },

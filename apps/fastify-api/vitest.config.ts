@@ -1,3 +1,7 @@
+import { mergeConfig } from 'vitest/config';
 import { sextantProject } from '../../tooling/vitest.shared.ts';
 
-export default sextantProject('fastify-api');
+// The job store's Prisma clients are generated once, before any test file starts an app.
+export default mergeConfig(sextantProject('fastify-api'), {
+  test: { globalSetup: ['./test/global-setup.ts'] },
+});

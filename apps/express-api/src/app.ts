@@ -3,8 +3,22 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { trace } from '@opentelemetry/api';
 import { getRequestId, type Sextant } from '@sextant/core';
 import { createEndpointsHandler, createErrorHandler, createSextantMiddleware } from '@sextant/express';
-import express, { type ErrorRequestHandler, type Express, type Router } from 'express';
-import { createJobStore, type JobStore, jobView } from './jobs.ts';
+import express, {
+  type ErrorRequestHandler,
+  type Express,
+  type NextFunction,
+  type Response,
+  type Router,
+} from 'express';
+import {
+  countJobsByStatus,
+  findJob,
+  type JobQueue,
+  type JobStore,
+  JobsUnavailableError,
+  submitJob,
+  validateJobOptions,
+} from 'job-store';
 import { validateProblem } from './problem.ts';
 
 const MAX_SLOW_MS = 10_000;
@@ -12,36 +26,76 @@ const DEFAULT_SLOW_MS = 100;
 // Read by /slow so that a request crosses real I/O as well as a timer.
 const SMALL_FILE = new URL('../package.json', import.meta.url);
 
-function jobsRouter(jobs: JobStore): Router {
+/** The job store and the queue that `POST /jobs` writes to and `GET /jobs/:id` reads from. */
+export interface JobBackends {
+  store: JobStore;
+  queue: JobQueue;
+}
+
+/** 503 when the store or the queue is away (the client may retry); anything else goes to the error handler. */
+function answerUnavailable(error: unknown, res: Response, next: NextFunction): void {
+  if (error instanceof JobsUnavailableError) res.status(503).json({ error: error.message });
+  else next(error);
+}
+
+function jobsRouter({ store, queue }: JobBackends): Router {
   const router = express.Router();
-  router.post('/', express.json({ limit: '1mb' }), (req, res) => {
+  router.post('/', express.json({ limit: '1mb' }), async (req, res, next) => {
     const validation = validateProblem(req.body);
     if (!validation.ok) {
       res.status(400).json({ error: validation.message });
       return;
     }
-    const job = jobs.submit(validation.problem);
-    res.status(202).json({ id: job.id });
+    const options = validateJobOptions((req.body as { options?: unknown }).options);
+    if (!options.ok) {
+      res.status(400).json({ error: options.message });
+      return;
+    }
+    try {
+      const id = await submitJob(store, queue, validation.problem, options.options);
+      res.status(202).json({ id });
+    } catch (error) {
+      answerUnavailable(error, res, next);
+    }
   });
-  router.get('/:id', (req, res) => {
-    const job = jobs.get(req.params.id);
-    if (job === undefined) res.status(404).json({ error: `no job with id ${JSON.stringify(req.params.id)}` });
-    else res.json(jobView(job));
+  router.get('/:id', async (req, res, next) => {
+    try {
+      const job = await findJob(store, req.params.id);
+      if (job === undefined)
+        res.status(404).json({ error: `no job with id ${JSON.stringify(req.params.id)}` });
+      else res.json(job);
+    } catch (error) {
+      answerUnavailable(error, res, next);
+    }
   });
   return router;
 }
 
 /** Operator views, nested two routers deep so their spans show full route templates. */
-function adminRouter(jobs: JobStore): Router {
+function adminRouter({ store }: JobBackends): Router {
   const job = express.Router({ mergeParams: true });
-  job.get('/timeline', (req, res) => {
-    const found = jobs.get((req.params as { id: string }).id);
-    if (found === undefined) res.status(404).json({ error: 'no such job' });
-    else res.json({ id: found.id, timeline: found.timeline });
+  job.get('/attempts', async (req, res, next) => {
+    try {
+      const found = await findJob(store, (req.params as { id: string }).id);
+      if (found === undefined) res.status(404).json({ error: 'no such job' });
+      else
+        res.json({
+          id: found.id,
+          status: found.status,
+          attempts: found.attempts,
+          error: found.error ?? null,
+        });
+    } catch (error) {
+      answerUnavailable(error, res, next);
+    }
   });
   const router = express.Router();
-  router.get('/jobs', (_req, res) => {
-    res.json({ jobs: jobs.countByStatus() });
+  router.get('/jobs', async (_req, res, next) => {
+    try {
+      res.json({ jobs: await countJobsByStatus(store) });
+    } catch (error) {
+      answerUnavailable(error, res, next);
+    }
   });
   router.use('/jobs/:id', job);
   return router;
@@ -69,9 +123,11 @@ const answerError: ErrorRequestHandler = (error, _req, res, next) => {
   }
 };
 
-/** The sample API on one Sextant instance; `main.ts` adds the environment and the listening socket. */
-export function createApp(sextant: Sextant): Express {
-  const jobs = createJobStore(sextant.logger);
+/**
+ * The sample API on one Sextant instance and its job backends; `main.ts` opens them from the
+ * environment and adds the listening socket.
+ */
+export function createApp(sextant: Sextant, jobs: JobBackends): Express {
   const app = express();
   app.disable('x-powered-by');
 

@@ -1,6 +1,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createSextant } from '@sextant/core';
+import { createJobQueue, createJobStore } from 'job-store';
 import { createApp } from './app.ts';
 
 const sextant = createSextant({ serviceName: 'express-api', shutdown: { handleSignals: true } });
@@ -12,7 +13,14 @@ if (!(port >= 0 && port <= 65_535)) {
   process.exit(1);
 }
 
-const server = createServer(createApp(sextant));
+// DATABASE_URL (PostgreSQL, else an embedded SQLite file), REDIS_URL and SEXTANT_QUEUE_PREFIX.
+const store = await createJobStore(sextant).catch((error: unknown) => {
+  sextant.logger.fatal({ err: error }, 'could not open the job store');
+  process.exit(1);
+});
+const queue = createJobQueue(sextant);
+
+const server = createServer(createApp(sextant, { store, queue }));
 // Runs once in-flight requests have finished: stop accepting, so that the process exits by itself.
 sextant.onShutdown(() => {
   server.close();

@@ -3,6 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SpanStatusCode } from '@opentelemetry/api';
 import { createSextant, type Sextant } from '@sextant/core';
+import { createJobQueue, createJobStore, type JobQueue } from 'job-store';
+import { createTestBackends } from 'job-store/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../src/app.ts';
 import { MAX_EDGES } from '../src/problem.ts';
@@ -21,7 +23,9 @@ describe('express-api jobs API, in process', () => {
   let sextant: Sextant;
   let server: Server;
   let url: string;
+  let queue: JobQueue;
   const lines: string[] = [];
+  const backends = createTestBackends('express_jobs');
 
   beforeAll(async () => {
     sextant = createSextant({
@@ -30,7 +34,12 @@ describe('express-api jobs API, in process', () => {
       logs: { destination: { write: (line: string) => void lines.push(line) } },
       env: {},
     });
-    server = createApp(sextant).listen(0, '127.0.0.1');
+    const store = await createJobStore(sextant, { databaseUrl: backends.env.DATABASE_URL });
+    queue = createJobQueue(sextant, {
+      redisUrl: backends.env.REDIS_URL,
+      prefix: backends.env.SEXTANT_QUEUE_PREFIX,
+    });
+    server = createApp(sextant, { store, queue }).listen(0, '127.0.0.1');
     await new Promise((resolve) => server.once('listening', resolve));
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
@@ -39,6 +48,7 @@ describe('express-api jobs API, in process', () => {
     server?.closeAllConnections();
     await new Promise((resolve) => server?.close(resolve));
     await sextant?.shutdown();
+    await backends.cleanup();
   });
 
   const post = (body: unknown, headers: Record<string, string> = { 'content-type': 'application/json' }) =>
@@ -58,45 +68,50 @@ describe('express-api jobs API, in process', () => {
     throw new Error('span did not end');
   }
 
-  it('accepts a max-cut job with 202 and an id, then completes it with its result', async () => {
+  it('stores a max-cut job as queued, enqueues its id only, and answers 202 with the id', async () => {
     const created = await post(SQUARE);
     expect(created.status).toBe(202);
     const { id } = (await created.json()) as { id: string };
     expect(id).toMatch(/^[0-9a-f-]{36}$/);
     expect((await spanOf(created)).name).toBe('POST /jobs');
 
-    let job: Record<string, any> = {};
-    for (let attempt = 0; attempt < 100 && job.status !== 'completed'; attempt++) {
-      const response = await fetch(`${url}/jobs/${id}`);
-      expect(response.status).toBe(200);
-      job = (await response.json()) as Record<string, any>;
-      expect(['queued', 'running', 'completed']).toContain(job.status);
-      if (job.status !== 'completed') await sleep(5);
-    }
-    expect(job).toMatchObject({ id, type: 'maxcut', status: 'completed', result: { cut_value: 4 } });
-    const { partition } = job.result as { partition: Record<string, number> };
-    // The square's only maximum cuts alternate sides.
-    expect(partition['0']).toBe(partition['2']);
-    expect(partition['1']).toBe(partition['3']);
-    expect(partition['0']).not.toBe(partition['1']);
+    const response = await fetch(`${url}/jobs/${id}`);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({ id, type: 'maxcut', status: 'queued', attempts: 0 });
+    const queued = await queue.getJob(id);
+    expect(queued?.data).toEqual({ jobId: id });
+    expect(queued?.opts.attempts).toBe(3);
 
-    const timeline = await fetch(`${url}/admin/jobs/${id}/timeline`);
-    expect(
-      ((await timeline.json()) as { timeline: Array<{ status: string }> }).timeline.map((t) => t.status),
-    ).toEqual(['queued', 'running', 'completed']);
-    expect((await spanOf(timeline)).attributes['http.route']).toBe('/admin/jobs/:id/timeline');
+    const attempts = await fetch(`${url}/admin/jobs/${id}/attempts`);
+    expect(await attempts.json()).toEqual({ id, status: 'queued', attempts: 0, error: null });
+    expect((await spanOf(attempts)).attributes['http.route']).toBe('/admin/jobs/:id/attempts');
+    const counts = (await (await fetch(`${url}/admin/jobs`)).json()) as { jobs: Record<string, number> };
+    expect(counts.jobs.queued).toBeGreaterThanOrEqual(1);
   });
 
-  it('solves a graph too large for the exhaustive search with the local search', async () => {
-    const ring = Array.from({ length: 40 }, (_, i) => [i, (i + 1) % 40]);
-    const { id } = (await (await post({ type: 'maxcut', edges: ring })).json()) as { id: string };
-    let job: Record<string, any> = {};
-    for (let attempt = 0; attempt < 100 && job.status !== 'completed'; attempt++) {
-      job = (await (await fetch(`${url}/jobs/${id}`)).json()) as Record<string, any>;
-      if (job.status !== 'completed') await sleep(5);
-    }
-    expect(job.result.method).toBe('local_search');
-    expect(job.result.cut_value).toBeGreaterThanOrEqual(20);
+  it('passes options.delayMs to the queue as the job delay', async () => {
+    const created = await post({ ...SQUARE, options: { delayMs: 5000, failAttempts: 2 } });
+    expect(created.status).toBe(202);
+    const { id } = (await created.json()) as { id: string };
+    const queued = await queue.getJob(id);
+    expect(queued?.opts.delay).toBe(5000);
+    expect(await queued?.getState()).toBe('delayed');
+  });
+
+  it.each([
+    ['a non-object', 5, '"options" must be an object like { "delayMs": 500, "failAttempts": 2 }'],
+    ['a negative delay', { delayMs: -1 }, '"options.delayMs" must be an integer from 0 to 60000'],
+    ['a delay too long', { delayMs: 60_001 }, '"options.delayMs" must be an integer from 0 to 60000'],
+    ['too many failures', { failAttempts: 4 }, '"options.failAttempts" must be an integer from 0 to 3'],
+    [
+      'an unknown option',
+      { priority: 1 },
+      '"options" may hold "delayMs" and "failAttempts" only, got "priority"',
+    ],
+  ])('answers 400 for options with %s', async (_case, options, message) => {
+    const response = await post({ ...SQUARE, options });
+    expect(response.status).toBe(400);
+    expect(await response.json()).toEqual({ error: message });
   });
 
   it('answers 404 for an unknown id, recorded under the route template', async () => {

@@ -1,5 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import { createSextant } from '@sextant/core';
+import { createJobQueue, createJobStore } from 'job-store';
 import { createApp } from './app.ts';
 
 const sextant = createSextant({ serviceName: 'fastify-api', shutdown: { handleSignals: true } });
@@ -10,7 +11,12 @@ if (!Number.isInteger(port) || port < 0 || port > 65_535) {
   process.exitCode = 1;
   await sextant.shutdown();
 } else {
-  const app = await createApp(sextant);
+  // DATABASE_URL (PostgreSQL, else an embedded SQLite file), REDIS_URL and SEXTANT_QUEUE_PREFIX.
+  const store = await createJobStore(sextant).catch((error: unknown) => {
+    sextant.logger.fatal({ err: error }, 'could not open the job store');
+    process.exit(1);
+  });
+  const app = await createApp(sextant, { store, queue: createJobQueue(sextant) });
   // On SIGTERM Sextant answers readiness with 503 at once and lets in-flight requests finish
   // while the server still accepts (so probes get their 503); then this hook stops the server,
   // spans are flushed, and with nothing left to wait for the process exits by itself.

@@ -3,17 +3,20 @@ import type { Sextant } from '@sextant/core';
 import { SextantModule } from '@sextant/nestjs';
 import { DiagnosticsController } from './diagnostics/diagnostics.controller.ts';
 import { SlowDelayPipe } from './diagnostics/slow-delay.pipe.ts';
+import type { JobBackends } from './jobs/job-backends.ts';
 import { JobsModule } from './jobs/jobs.module.ts';
 
 @Module({
-  imports: [JobsModule],
   controllers: [DiagnosticsController],
   providers: [SlowDelayPipe],
 })
 // biome-ignore lint/complexity/noStaticOnlyClass: Nest's dynamic-module idiom, a decorated class with a static factory
 export class AppModule {
-  /** The Sextant instance comes from `main.ts`, which also needs it before Nest starts (logger, shutdown). */
-  static register(sextant: Sextant): DynamicModule {
-    return { module: AppModule, imports: [SextantModule.forRoot({ sextant })] };
+  /**
+   * The Sextant instance comes from `main.ts`, which also needs it before Nest starts (logger,
+   * shutdown); so do the job backends, opened from the environment before the module is built.
+   */
+  static register(sextant: Sextant, jobs: JobBackends): DynamicModule {
+    return { module: AppModule, imports: [SextantModule.forRoot({ sextant }), JobsModule.register(jobs)] };
   }
 }

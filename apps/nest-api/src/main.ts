@@ -6,6 +6,7 @@ import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { createSextant } from '@sextant/core';
 import { SextantLogger } from '@sextant/nestjs';
+import { createJobQueue, createJobStore } from 'job-store';
 import { AppModule } from './app.module.ts';
 
 const sextant = createSextant({ serviceName: 'nest-api', shutdown: { handleSignals: true } });
@@ -23,11 +24,21 @@ if (!(port >= 0 && port <= 65_535)) {
   process.exitCode = 1;
   await sextant.shutdown();
 } else {
+  // DATABASE_URL (PostgreSQL, else an embedded SQLite file), REDIS_URL and SEXTANT_QUEUE_PREFIX.
+  const store = await createJobStore(sextant).catch((error: unknown) => {
+    sextant.logger.fatal({ err: error }, 'could not open the job store');
+    process.exit(1);
+  });
+  const queue = createJobQueue(sextant);
   const adapter = platform === 'fastify' ? new FastifyAdapter() : new ExpressAdapter();
   // Nest's own records (start-up, routes) wait for Sextant's logger instead of going to the console.
-  const app: INestApplication = await NestFactory.create(AppModule.register(sextant), adapter, {
-    bufferLogs: true,
-  });
+  const app: INestApplication = await NestFactory.create(
+    AppModule.register(sextant, { store, queue }),
+    adapter,
+    {
+      bufferLogs: true,
+    },
+  );
   app.useLogger(new SextantLogger(sextant));
   // On SIGTERM Sextant answers readiness with 503 at once and lets in-flight requests finish;
   // then this hook closes Nest and its server, spans are flushed, and the process exits by itself.

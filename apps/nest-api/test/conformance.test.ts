@@ -1,11 +1,15 @@
 import { fileURLToPath } from 'node:url';
 import { describeHttpConformance } from '@sextant/testing/http-conformance';
+import { createTestBackends } from 'job-store/testing';
+import { afterAll } from 'vitest';
 
 const cwd = fileURLToPath(new URL('..', import.meta.url));
+const backends = createTestBackends('nest_conformance');
+afterAll(() => backends.cleanup());
 
-describeHttpConformance('nest-api', { cwd, entry: 'dist/main.js' });
+describeHttpConformance('nest-api', { cwd, entry: 'dist/main.js', env: backends.env });
 describeHttpConformance('nest-api-fastify', {
   cwd,
   entry: 'dist/main.js',
-  env: { NEST_PLATFORM: 'fastify' },
+  env: { ...backends.env, NEST_PLATFORM: 'fastify' },
 });

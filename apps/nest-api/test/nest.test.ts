@@ -1,9 +1,12 @@
 import { fileURLToPath } from 'node:url';
 import { type AppProcess, startApp } from '@sextant/testing/app-process';
 import { type OtlpReceiver, startOtlpReceiver } from '@sextant/testing/otlp-receiver';
+import { createTestBackends } from 'job-store/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const cwd = fileURLToPath(new URL('..', import.meta.url));
+const backends = createTestBackends('nest_pipeline');
+afterAll(() => backends.cleanup());
 const SQUARE = {
   type: 'maxcut',
   edges: [
@@ -24,6 +27,7 @@ describe.each(['express', 'fastify'])('nest-api on %s: the Nest pipeline inside 
       cwd,
       entry: 'dist/main.js',
       env: {
+        ...backends.env,
         NEST_PLATFORM: platform,
         OTEL_SERVICE_NAME: `nest-api-${platform}`,
         OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,

@@ -1,10 +1,11 @@
 import type { Sextant } from '@sextant/core';
 import type { FastifyPluginAsync } from 'fastify';
-import type { JobStore } from '../jobs.ts';
+import { countJobsByStatus } from 'job-store';
+import type { JobBackends } from '../jobs.ts';
 
 export interface AdminRoutesOptions {
   sextant: Sextant;
-  jobs: JobStore;
+  jobs: JobBackends;
 }
 
 /** `GET /admin/info` and, one plugin deeper, `GET /admin/jobs/stats`: routes keep both prefixes. */
@@ -17,7 +18,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, {
 
   await app.register(
     async (jobsAdmin) => {
-      jobsAdmin.get('/stats', async () => jobs.countByStatus());
+      jobsAdmin.get('/stats', async () => countJobsByStatus(jobs.store));
     },
     { prefix: '/jobs' },
   );

@@ -1,5 +1,13 @@
 import type { FastifyPluginAsync, FastifySchemaValidationError } from 'fastify';
-import { type JobStore, MAX_EDGES, MAX_VERTEX, type MaxCutProblem } from '../jobs.ts';
+import {
+  findJob,
+  JOB_ATTEMPTS,
+  type JobOptions,
+  JobsUnavailableError,
+  MAX_DELAY_MS,
+  submitJob,
+} from 'job-store';
+import { type JobBackends, MAX_EDGES, MAX_VERTEX, type MaxCutProblem } from '../jobs.ts';
 
 const problemSchema = {
   type: 'object',
@@ -16,6 +24,15 @@ const problemSchema = {
         minItems: 2,
         maxItems: 2,
         items: { type: 'integer', minimum: 0, maximum: MAX_VERTEX },
+      },
+    },
+    // Demo knobs: a delayed job, and attempts the worker fails on purpose (retries).
+    options: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        delayMs: { type: 'integer', minimum: 0, maximum: MAX_DELAY_MS },
+        failAttempts: { type: 'integer', minimum: 0, maximum: JOB_ATTEMPTS },
       },
     },
   },
@@ -36,23 +53,31 @@ function describeValidationErrors(errors: FastifySchemaValidationError[], dataVa
 }
 
 export interface JobsRoutesOptions {
-  jobs: JobStore;
+  jobs: JobBackends;
+}
+
+/** The store or the queue is away: 503, the client may retry. */
+function unavailable(error: unknown): never {
+  if (error instanceof JobsUnavailableError)
+    throw Object.assign(new Error(error.message), { statusCode: 503 });
+  throw error;
 }
 
 /** `POST /` submits a problem, `GET /:id` reads a job; registered under `/jobs`. */
 export const jobsRoutes: FastifyPluginAsync<JobsRoutesOptions> = async (app, { jobs }) => {
-  app.post<{ Body: MaxCutProblem }>(
+  app.post<{ Body: MaxCutProblem & { options?: JobOptions } }>(
     '/',
     { schema: { body: problemSchema }, schemaErrorFormatter: describeValidationErrors },
     async (request, reply) => {
-      const job = jobs.submit(request.body);
-      request.log.info({ job_id: job.id, edges: request.body.edges.length }, 'job queued');
-      return reply.code(202).send({ id: job.id });
+      const { options, ...problem } = request.body;
+      const id = await submitJob(jobs.store, jobs.queue, problem, options).catch(unavailable);
+      request.log.info({ job_id: id, edges: problem.edges.length }, 'job queued');
+      return reply.code(202).send({ id });
     },
   );
 
   app.get<{ Params: { id: string } }>('/:id', async (request, reply) => {
-    const job = jobs.get(request.params.id);
+    const job = await findJob(jobs.store, request.params.id).catch(unavailable);
     if (job === undefined) return reply.code(404).send({ error: 'job not found', id: request.params.id });
     return job;
   });

@@ -9,9 +9,8 @@ import {
   Post,
   UseGuards,
 } from '@nestjs/common';
-import type { MaxCutProblem } from '../problem.ts';
 import { JobsService } from './jobs.service.ts';
-import { MaxCutProblemPipe } from './max-cut-problem.pipe.ts';
+import { type JobSubmission, MaxCutProblemPipe } from './max-cut-problem.pipe.ts';
 import { SubmissionsGuard } from './submissions.guard.ts';
 
 @Controller('jobs')
@@ -25,13 +24,13 @@ export class JobsController {
   @Post()
   @HttpCode(202)
   @UseGuards(SubmissionsGuard)
-  submit(@Body(MaxCutProblemPipe) problem: MaxCutProblem): { id: string } {
-    return { id: this.#jobs.submit(problem).id };
+  async submit(@Body(MaxCutProblemPipe) { problem, options }: JobSubmission): Promise<{ id: string }> {
+    return { id: await this.#jobs.submit(problem, options) };
   }
 
   @Get(':id')
-  find(@Param('id') id: string) {
-    const job = this.#jobs.find(id);
+  async find(@Param('id') id: string) {
+    const job = await this.#jobs.find(id);
     if (job === undefined) throw new NotFoundException(`no job with id ${JSON.stringify(id)}`);
     return job;
   }

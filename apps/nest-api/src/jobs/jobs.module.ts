@@ -1,11 +1,23 @@
-import { Module } from '@nestjs/common';
+import { type DynamicModule, Module } from '@nestjs/common';
+import { JOB_BACKENDS, type JobBackends } from './job-backends.ts';
 import { JobsController } from './jobs.controller.ts';
 import { JobsService } from './jobs.service.ts';
 import { MaxCutProblemPipe } from './max-cut-problem.pipe.ts';
 import { SubmissionsGuard } from './submissions.guard.ts';
 
-@Module({
-  controllers: [JobsController],
-  providers: [JobsService, MaxCutProblemPipe, SubmissionsGuard],
-})
-export class JobsModule {}
+@Module({})
+// biome-ignore lint/complexity/noStaticOnlyClass: Nest's dynamic-module idiom, a decorated class with a static factory
+export class JobsModule {
+  static register(jobs: JobBackends): DynamicModule {
+    return {
+      module: JobsModule,
+      controllers: [JobsController],
+      providers: [
+        JobsService,
+        MaxCutProblemPipe,
+        SubmissionsGuard,
+        { provide: JOB_BACKENDS, useValue: jobs },
+      ],
+    };
+  }
+}

@@ -1,27 +1,32 @@
-import { Injectable } from '@nestjs/common';
-import type { Sextant } from '@sextant/core';
-import { InjectLogger, Traced } from '@sextant/nestjs';
-import { createJobStore, type Job, type JobRecord, type JobStore, jobView } from '../job-store.ts';
+import { Inject, Injectable, ServiceUnavailableException } from '@nestjs/common';
+import { Traced } from '@sextant/nestjs';
+import { findJob, type JobOptions, JobsUnavailableError, type JobView, submitJob } from 'job-store';
 import type { MaxCutProblem } from '../problem.ts';
+import { JOB_BACKENDS, type JobBackends } from './job-backends.ts';
 
-/** Jobs kept in memory and solved in process: the stand-in for the queue and worker of a real deployment. */
+/** The store or the queue is away: 503, the client may retry. */
+function unavailable(error: unknown): never {
+  if (error instanceof JobsUnavailableError) throw new ServiceUnavailableException(error.message);
+  throw error;
+}
+
+/** Jobs stored through Prisma and enqueued on BullMQ for the worker. */
 @Injectable()
 export class JobsService {
-  readonly #store: JobStore;
+  readonly #jobs: JobBackends;
 
-  constructor(@InjectLogger() logger: Sextant['logger']) {
-    this.#store = createJobStore(logger);
+  constructor(@Inject(JOB_BACKENDS) jobs: JobBackends) {
+    this.#jobs = jobs;
   }
 
-  /** A child span of the request's: `JobsService.submit`. */
+  /** A child span of the request's: `JobsService.submit`, with the insert and the publish inside it. */
   @Traced()
-  submit(problem: MaxCutProblem): JobRecord {
-    return this.#store.submit(problem);
+  submit(problem: MaxCutProblem, options: JobOptions): Promise<string> {
+    return submitJob(this.#jobs.store, this.#jobs.queue, problem, options).catch(unavailable);
   }
 
   @Traced()
-  find(id: string): Job | undefined {
-    const job = this.#store.get(id);
-    return job === undefined ? undefined : jobView(job);
+  find(id: string): Promise<JobView | undefined> {
+    return findJob(this.#jobs.store, id).catch(unavailable);
   }
 }

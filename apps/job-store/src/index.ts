@@ -1,0 +1,24 @@
+// job-store: what the HTTP sample apps and the worker share.
+
+export type { JobOptions, JobView, OptionsValidation, SubmittedProblem } from './jobs.ts';
+export {
+  countJobsByStatus,
+  findJob,
+  JobsUnavailableError,
+  MAX_DELAY_MS,
+  submitJob,
+  validateJobOptions,
+} from './jobs.ts';
+export type { JobData, JobQueue, JobQueueOptions, ResolvedQueueSettings } from './queue.ts';
+export { DEFAULT_REDIS_URL, JOB_QUEUE_NAME } from './constants.ts';
+export {
+  CLOSE_TIMEOUT_MS,
+  closeRedisClient,
+  createJobQueue,
+  JOB_ATTEMPTS,
+  queueSettings,
+  RETRY_BACKOFF_MS,
+  reportConnectionErrors,
+} from './queue.ts';
+export type { JobStatus, JobStore, JobStoreOptions } from './store.ts';
+export { createJobStore, DEFAULT_SQLITE_FILE, JOB_STATUSES } from './store.ts';

@@ -1,0 +1,93 @@
+import type { AddressInfo } from 'node:net';
+import { createBullMQTelemetry, observeQueueDepth, observeWorker } from '@sextant/bullmq';
+import { createSextant } from '@sextant/core';
+import { Worker, type WorkerOptions } from 'bullmq';
+import {
+  closeRedisClient,
+  createJobQueue,
+  createJobStore,
+  JOB_QUEUE_NAME,
+  type JobData,
+  queueSettings,
+  reportConnectionErrors,
+} from 'job-store';
+import { createMetricsServer } from './metrics-server.ts';
+import { createProcessor } from './processor.ts';
+import { createSolver } from './solver/index.ts';
+
+const sextant = createSextant({ serviceName: 'worker', shutdown: { handleSignals: true } });
+
+function readPort(name: string, fallback: string): number {
+  const raw = process.env[name] ?? fallback;
+  const port = /^\d{1,5}$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!(port >= 0 && port <= 65_535)) {
+    sextant.logger.fatal({ [name]: raw }, `${name} must be an integer from 0 to 65535`);
+    process.exit(1);
+  }
+  return port;
+}
+
+function readConcurrency(): number {
+  const raw = process.env.WORKER_CONCURRENCY ?? '4';
+  const value = /^\d{1,3}$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!(value >= 1 && value <= 100)) {
+    sextant.logger.fatal({ WORKER_CONCURRENCY: raw }, 'WORKER_CONCURRENCY must be an integer from 1 to 100');
+    process.exit(1);
+  }
+  return value;
+}
+
+const metricsPort = readPort('METRICS_PORT', '9464');
+const concurrency = readConcurrency();
+
+// The metrics server listens first: while the store migrates or Redis is away, probes still answer.
+const server = createMetricsServer(sextant);
+server.on('error', (error) => {
+  sextant.logger.fatal({ err: error, port: metricsPort }, 'could not listen');
+  process.exit(1);
+});
+server.listen(metricsPort, () => {
+  sextant.logger.info({ port: (server.address() as AddressInfo).port }, 'worker metrics listening');
+});
+
+const store = await createJobStore(sextant).catch((error: unknown) => {
+  sextant.logger.fatal({ err: error }, 'could not open the job store');
+  process.exit(1);
+});
+const solver = createSolver(sextant);
+// The producer's queue object, for the depth gauge and the Redis health check.
+const queue = createJobQueue(sextant);
+const stopDepth = observeQueueDepth(sextant, queue);
+
+const { connection, prefix } = queueSettings();
+const workerOptions: WorkerOptions = { connection, concurrency, telemetry: createBullMQTelemetry(sextant) };
+if (prefix !== undefined) workerOptions.prefix = prefix;
+const worker = new Worker<JobData>(JOB_QUEUE_NAME, createProcessor(sextant, store, solver), workerOptions);
+reportConnectionErrors(sextant, worker, 'worker');
+observeWorker(sextant, worker);
+
+// On SIGTERM stop taking jobs at once; `close` resolves once the jobs in flight have finished.
+let closing: Promise<void> | undefined;
+const stopTakingJobs = () => {
+  closing ??= worker.close();
+  return closing;
+};
+/** After shutdown, how long BullMQ's connections may still hold the event loop (Redis away: ioredis retrying). */
+const EXIT_GRACE_MS = 1000;
+const onSignal = () => {
+  // A failure to close is handled by the shutdown hook below, which awaits the same promise.
+  void stopTakingJobs().catch(() => undefined);
+  // The same shutdown that Sextant started on this signal: jobs drained, connections closed, spans flushed.
+  void sextant.shutdown().then(() => setTimeout(() => process.exit(0), EXIT_GRACE_MS).unref());
+};
+process.once('SIGTERM', onSignal);
+process.once('SIGINT', onSignal);
+
+sextant.onShutdown(async () => {
+  // Sextant runs this hook once the jobs in flight have finished (or its shutdown timeout passed).
+  await closeRedisClient(sextant, { close: stopTakingJobs, disconnect: () => worker.disconnect() }, 'worker');
+  stopDepth();
+  solver.close();
+  server.close();
+});
+sextant.logger.info({ queue: JOB_QUEUE_NAME, concurrency }, 'worker ready');

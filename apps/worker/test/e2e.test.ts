@@ -1,0 +1,487 @@
+/**
+ * The sample deployment end to end: express-api and the worker as their own processes, real
+ * Redis and PostgreSQL, both exporting OTLP to one receiver in this process.
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { type AppProcess, startApp } from '@sextant/testing/app-process';
+import { type DecodedSpan, type OtlpReceiver, startOtlpReceiver } from '@sextant/testing/otlp-receiver';
+import { promtoolCheck } from '@sextant/testing/promtool';
+import { createTestBackends, type TestBackends } from 'job-store/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const API_CWD = fileURLToPath(new URL('../../express-api', import.meta.url));
+const WORKER_CWD = fileURLToPath(new URL('..', import.meta.url));
+const SQUARE = {
+  type: 'maxcut',
+  edges: [
+    [0, 1],
+    [1, 2],
+    [2, 3],
+    [3, 0],
+  ],
+};
+// A fast, deterministic simulated provider: the tests are about the path, not the solver.
+const SOLVER_ENV = { QUANTUM_QUEUE_MS: '5', QUANTUM_LATENCY_MS: '10', QUANTUM_FAILURE_RATE: '0' };
+const SPAN_KIND = { server: 2, client: 3, producer: 4, consumer: 5 } as const;
+
+interface Deployment {
+  api: AppProcess;
+  worker: AppProcess;
+  /** Everything both processes wrote to stderr since they started listening. */
+  stderr(): string;
+  stop(): Promise<void>;
+}
+
+async function startDeployment(env: Record<string, string>): Promise<Deployment> {
+  const [api, worker] = await Promise.all([
+    startApp({ cwd: API_CWD, env: { OTEL_SERVICE_NAME: 'express-api', ...env } }),
+    startApp({ cwd: WORKER_CWD, env: { METRICS_PORT: '0', ...SOLVER_ENV, ...env } }),
+  ]);
+  let stderr = '';
+  for (const app of [api, worker]) {
+    app.child.stderr!.on('data', (chunk) => {
+      stderr += chunk;
+    });
+  }
+  return {
+    api,
+    worker,
+    stderr: () => stderr,
+    async stop() {
+      await Promise.all([api.stop(), worker.stop()]);
+    },
+  };
+}
+
+async function submit(
+  api: AppProcess,
+  body: unknown,
+  requestId: string,
+): Promise<{ response: Response; id: string; traceId: string }> {
+  const response = await fetch(`${api.url}/jobs`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-request-id': requestId },
+    body: JSON.stringify(body),
+  });
+  const json = (await response.clone().json()) as { id?: string };
+  const traceId = response.headers.get('traceresponse')?.split('-')[1] ?? '';
+  return { response, id: json.id ?? '', traceId };
+}
+
+async function waitForJob(
+  api: AppProcess,
+  id: string,
+  status: 'completed' | 'failed',
+  timeoutMs = 20_000,
+): Promise<Record<string, any>> {
+  const deadline = Date.now() + timeoutMs;
+  let job: Record<string, any> = {};
+  while (Date.now() < deadline) {
+    job = (await (await fetch(`${api.url}/jobs/${id}`)).json()) as Record<string, any>;
+    if (job.status === status) return job;
+    await sleep(50);
+  }
+  throw new Error(`job ${id} did not reach ${status}: ${JSON.stringify(job)}`);
+}
+
+const serviceOf = (span: DecodedSpan) => span.resource['service.name'];
+
+function only(spans: DecodedSpan[], predicate: (span: DecodedSpan) => boolean): DecodedSpan {
+  const found = spans.filter(predicate);
+  expect(found, `spans: ${spans.map((s) => `${serviceOf(s)}:${s.name}`).join(', ')}`).toHaveLength(1);
+  return found[0]!;
+}
+
+function isDescendant(spans: DecodedSpan[], span: DecodedSpan, ancestor: DecodedSpan): boolean {
+  const byId = new Map(spans.map((s) => [s.spanId, s]));
+  for (let current: DecodedSpan | undefined = span; current; current = byId.get(current.parentSpanId)) {
+    if (current.parentSpanId === ancestor.spanId) return true;
+  }
+  return false;
+}
+
+function sampleCount(exposition: string, metric: string, labels: Record<string, string>): number {
+  let total = 0;
+  for (const line of exposition.split('\n')) {
+    if (!line.startsWith(`${metric}{`)) continue;
+    if (Object.entries(labels).every(([key, value]) => line.includes(`${key}="${value}"`))) {
+      total += Number(line.slice(line.lastIndexOf(' ') + 1));
+    }
+  }
+  return total;
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+describe('one POST /jobs is one trace across the API and the worker', () => {
+  let receiver: OtlpReceiver;
+  let backends: TestBackends;
+  let deployment: Deployment;
+
+  beforeAll(async () => {
+    receiver = await startOtlpReceiver();
+    backends = createTestBackends('e2e');
+    deployment = await startDeployment({
+      ...backends.env,
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+      OTEL_BSP_SCHEDULE_DELAY: '50',
+    });
+  });
+  afterAll(async () => {
+    await deployment?.stop();
+    await receiver?.close();
+    await backends?.cleanup();
+  });
+
+  it('links the server span, the publish, the processing, both processes’ queries and the quantum job', async () => {
+    const { api, worker } = deployment;
+    const { response, id, traceId } = await submit(api, SQUARE, 'e2e-one-trace');
+    expect(response.status).toBe(202);
+    expect(traceId).toMatch(/^[0-9a-f]{32}$/);
+    const job = await waitForJob(api, id, 'completed');
+    expect(job).toMatchObject({ id, type: 'maxcut', status: 'completed', attempts: 1 });
+    expect(job.result).toMatchObject({ value: 4 });
+
+    // The worker's last query (the result) may still be in its batch when the job reads completed.
+    await receiver.waitForSpans(
+      (s) => s.traceId === traceId && serviceOf(s) === 'worker' && s.name === 'process quantum-jobs',
+      1,
+      10_000,
+    );
+    await receiver.waitForSpans(
+      (s) => s.traceId === traceId && serviceOf(s) === 'worker' && s.name === 'update Job',
+      2,
+      10_000,
+    );
+    const spans = receiver.spans().filter((s) => s.traceId === traceId);
+
+    const server = only(spans, (s) => s.name === 'POST /jobs');
+    expect(server.kind).toBe(SPAN_KIND.server);
+    expect(serviceOf(server)).toBe('express-api');
+    expect(server.parentSpanId).toBe('');
+
+    const publish = only(spans, (s) => s.kind === SPAN_KIND.producer);
+    expect(publish.name).toBe('add quantum-jobs');
+    expect(serviceOf(publish)).toBe('express-api');
+    expect(isDescendant(spans, publish, server)).toBe(true);
+
+    const insert = only(spans, (s) => s.name === 'create Job');
+    expect(insert.kind).toBe(SPAN_KIND.client);
+    expect(serviceOf(insert)).toBe('express-api');
+    expect(isDescendant(spans, insert, server)).toBe(true);
+
+    const processing = only(spans, (s) => s.kind === SPAN_KIND.consumer);
+    expect(processing.name).toBe('process quantum-jobs');
+    expect(serviceOf(processing)).toBe('worker');
+    expect(processing.parentSpanId).toBe(publish.spanId);
+    expect(processing.attributes['bullmq.job.outcome']).toBe('completed');
+
+    const updates = spans.filter((s) => s.name === 'update Job');
+    expect(updates).toHaveLength(2); // running, then completed
+    for (const update of updates) {
+      expect(serviceOf(update)).toBe('worker');
+      expect(update.attributes['db.system.name']).toBe('postgresql');
+      expect(isDescendant(spans, update, processing)).toBe(true);
+    }
+
+    const quantum = only(spans, (s) => s.name === 'quantum.job maxcut');
+    expect(serviceOf(quantum)).toBe('worker');
+    expect(isDescendant(spans, quantum, processing)).toBe(true);
+
+    // The request id is on every related record of both processes.
+    const apiRecords = api.records().filter((r) => r.trace_id === traceId);
+    expect(apiRecords.length).toBeGreaterThan(0);
+    for (const record of apiRecords) expect(record.request_id).toBe('e2e-one-trace');
+    const workerRecords = worker.records().filter((r) => r.job_id === id);
+    expect(workerRecords.map((r) => r.msg)).toEqual(['job started', 'job completed']);
+    for (const record of workerRecords) {
+      expect(record).toMatchObject({ request_id: 'e2e-one-trace', trace_id: traceId, service: 'worker' });
+      expect(record.span_id).toMatch(/^[0-9a-f]{16}$/);
+    }
+    expect(
+      worker
+        .records()
+        .filter((r) => r.trace_id === traceId)
+        .every((r) => r.request_id === 'e2e-one-trace'),
+    ).toBe(true);
+  });
+
+  it('keeps a job failed on purpose twice in one trace: three attempts, then completed', async () => {
+    const { api, worker } = deployment;
+    const { response, id, traceId } = await submit(
+      api,
+      { ...SQUARE, options: { failAttempts: 2 } },
+      'e2e-retry',
+    );
+    expect(response.status).toBe(202);
+    const job = await waitForJob(api, id, 'completed');
+    expect(job.attempts).toBe(3);
+    const attempts = await receiver.waitForSpans(
+      (s) => s.traceId === traceId && s.name === 'process quantum-jobs',
+      3,
+      10_000,
+    );
+    const spans = receiver.spans().filter((s) => s.traceId === traceId);
+    const publish = only(spans, (s) => s.kind === SPAN_KIND.producer);
+    expect(attempts.map((s) => s.parentSpanId)).toEqual([publish.spanId, publish.spanId, publish.spanId]);
+    expect(attempts.map((s) => s.attributes['bullmq.job.outcome'])).toEqual([
+      'retried',
+      'retried',
+      'completed',
+    ]);
+    expect(attempts.map((s) => s.attributes['bullmq.job.attempts.made'])).toEqual([1, 2, 3]);
+    expect(attempts.map((s) => s.status.code)).toEqual([2, 2, 0]);
+    const failures = worker
+      .records()
+      .filter((r) => r.job_id === id && r.msg === 'job attempt failed, will retry');
+    expect(failures).toHaveLength(2);
+    for (const record of failures) expect(record.request_id).toBe('e2e-retry');
+  });
+
+  it('runs a delayed job no earlier than its delay, in the same trace', async () => {
+    const { api } = deployment;
+    const { response, id, traceId } = await submit(
+      api,
+      { ...SQUARE, options: { delayMs: 500 } },
+      'e2e-delayed',
+    );
+    expect(response.status).toBe(202);
+    expect((await waitForJob(api, id, 'completed')).status).toBe('completed');
+    const [processing] = await receiver.waitForSpans(
+      (s) => s.traceId === traceId && s.name === 'process quantum-jobs',
+      1,
+      10_000,
+    );
+    const publish = only(
+      receiver.spans().filter((s) => s.traceId === traceId),
+      (s) => s.kind === SPAN_KIND.producer,
+    );
+    expect(processing!.parentSpanId).toBe(publish.spanId);
+    const delayNs = BigInt(processing!.startTimeUnixNano) - BigInt(publish.startTimeUnixNano);
+    expect(delayNs >= 500_000_000n).toBe(true);
+  });
+
+  it('shows each hop in its own /metrics, which promtool accepts', async () => {
+    const { api, worker } = deployment;
+    const apiMetrics = await (await fetch(`${api.url}/metrics`)).text();
+    expect(promtoolCheck(apiMetrics)).toEqual({ status: 0, problems: '' });
+    expect(
+      sampleCount(apiMetrics, 'http_server_request_duration_seconds_count', {
+        http_request_method: 'POST',
+        http_route: '/jobs',
+        http_response_status_code: '202',
+      }),
+    ).toBeGreaterThanOrEqual(3);
+    expect(
+      sampleCount(apiMetrics, 'db_client_operation_duration_seconds_count', {
+        db_system_name: 'postgresql',
+        db_operation_name: 'create',
+        db_collection_name: 'Job',
+      }),
+    ).toBeGreaterThanOrEqual(3);
+    expect(
+      sampleCount(apiMetrics, 'messaging_client_operation_duration_seconds_count', {
+        messaging_destination_name: 'quantum-jobs',
+        messaging_operation_name: 'add',
+      }),
+    ).toBeGreaterThanOrEqual(3);
+
+    const workerMetrics = await (await fetch(`${worker.url}/metrics`)).text();
+    expect(promtoolCheck(workerMetrics)).toEqual({ status: 0, problems: '' });
+    expect(
+      sampleCount(workerMetrics, 'messaging_process_duration_seconds_count', {
+        messaging_destination_name: 'quantum-jobs',
+        error_type: '',
+      }),
+    ).toBeGreaterThanOrEqual(3);
+    expect(
+      sampleCount(workerMetrics, 'messaging_process_duration_seconds_count', {
+        messaging_destination_name: 'quantum-jobs',
+        error_type: 'DemoFailureError',
+      }),
+    ).toBe(2);
+    expect(
+      sampleCount(workerMetrics, 'db_client_operation_duration_seconds_count', {
+        db_operation_name: 'update',
+        db_collection_name: 'Job',
+      }),
+    ).toBeGreaterThanOrEqual(6);
+    expect(sampleCount(workerMetrics, 'quantum_jobs_total', {})).toBeGreaterThanOrEqual(3);
+    expect(workerMetrics).toMatch(/^messaging_queue_depth\{[^}]*state="waiting"/m);
+    expect(workerMetrics).toMatch(/^db_client_connections\{/m);
+
+    for (const url of [api.url, worker.url]) {
+      const detailed = (await (await fetch(`${url}/health/detailed`)).json()) as {
+        checks: Array<{ name: string }>;
+      };
+      expect(detailed.checks.map((check) => check.name)).toEqual(expect.arrayContaining(['prisma', 'redis']));
+    }
+  });
+
+  it('marks a job failed after its last attempt, and an invalid problem at once, without retrying it', async () => {
+    const { api } = deployment;
+    const exhausted = await submit(api, { ...SQUARE, options: { failAttempts: 3 } }, 'e2e-exhausted');
+    expect(exhausted.response.status).toBe(202);
+    const failed = await waitForJob(api, exhausted.id, 'failed');
+    expect(failed).toMatchObject({
+      attempts: 3,
+      error: expect.stringContaining('attempt 3 fails on purpose'),
+    });
+    const attempts = await receiver.waitForSpans(
+      (s) => s.traceId === exhausted.traceId && s.name === 'process quantum-jobs',
+      3,
+      10_000,
+    );
+    expect(attempts.map((s) => s.attributes['bullmq.job.outcome'])).toEqual(['retried', 'retried', 'failed']);
+
+    // The API takes vertex ids the worker's solver refuses (it has at most 64 variables).
+    const invalid = await submit(api, { type: 'maxcut', edges: [[0, 500]] }, 'e2e-invalid');
+    expect(invalid.response.status).toBe(202);
+    const refused = await waitForJob(api, invalid.id, 'failed');
+    expect(refused.attempts).toBe(1);
+    expect(refused.error).toMatch(/invalid problem/);
+    const [attempt] = await receiver.waitForSpans(
+      (s) => s.traceId === invalid.traceId && s.name === 'process quantum-jobs',
+      1,
+      10_000,
+    );
+    expect(attempt!.attributes['bullmq.job.outcome']).toBe('failed');
+    expect(attempt!.attributes['error.type']).toBe('UnrecoverableError');
+  });
+
+  it('stops the worker on SIGTERM: it exits by itself with code 0 and wrote nothing to stderr', async () => {
+    const { worker } = deployment;
+    worker.child.kill('SIGTERM');
+    expect(await worker.exited).toEqual({ code: 0, signal: null });
+    expect(worker.strayLines()).toEqual([]);
+    expect(deployment.stderr()).not.toMatch(/Unhandled/);
+  });
+});
+
+describe('outages', () => {
+  it('serves and processes normally while the collector is unreachable', async () => {
+    const backends = createTestBackends('e2e_collector');
+    const deployment = await startDeployment({
+      ...backends.env,
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${await freePort()}`,
+      OTEL_BSP_SCHEDULE_DELAY: '50',
+    });
+    try {
+      const { api, worker } = deployment;
+      const { response, id } = await submit(api, SQUARE, 'e2e-no-collector');
+      expect(response.status).toBe(202);
+      expect((await waitForJob(api, id, 'completed')).result).toMatchObject({ value: 4 });
+      expect((await fetch(`${api.url}/health/ready`)).status).toBe(200);
+      expect((await fetch(`${worker.url}/health/ready`)).status).toBe(200);
+      expect(api.child.exitCode).toBeNull();
+      expect(worker.child.exitCode).toBeNull();
+      expect(deployment.stderr()).not.toMatch(/Unhandled/);
+    } finally {
+      await deployment.stop();
+      await backends.cleanup();
+    }
+  });
+
+  it('answers 503 while Redis is down, reports not ready, and completes jobs again once it is back', async () => {
+    const port = await freePort();
+    const pidfile = join(tmpdir(), `sextant-e2e-redis-${port}.pid`);
+    const startRedis = () =>
+      execFileSync('redis-server', [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--daemonize',
+        'yes',
+        '--pidfile',
+        pidfile,
+      ]);
+    const stopRedis = () => {
+      try {
+        process.kill(Number(readFileSync(pidfile, 'utf8').trim()), 'SIGKILL');
+      } catch {}
+      rmSync(pidfile, { force: true });
+    };
+    const waitForRedis = async () => {
+      for (let i = 0; i < 100; i++) {
+        try {
+          if (execFileSync('redis-cli', ['-p', String(port), 'ping'], { encoding: 'utf8' }).trim() === 'PONG')
+            return;
+        } catch {}
+        await sleep(50);
+      }
+      throw new Error('redis-server did not start');
+    };
+    const waitForReadiness = async (url: string, status: number) => {
+      for (let i = 0; i < 200; i++) {
+        if ((await fetch(`${url}/health/ready`)).status === status) return;
+        await sleep(50);
+      }
+      throw new Error(`${url}/health/ready never answered ${status}`);
+    };
+
+    startRedis();
+    await waitForRedis();
+    const backends = createTestBackends('e2e_redis');
+    const deployment = await startDeployment({
+      ...backends.env,
+      REDIS_URL: `redis://127.0.0.1:${port}`,
+      OTEL_TRACES_EXPORTER: 'none',
+    });
+    try {
+      const { api, worker } = deployment;
+      const before = await submit(api, SQUARE, 'e2e-redis-before');
+      expect(before.response.status).toBe(202);
+      await waitForJob(api, before.id, 'completed');
+
+      stopRedis();
+      await waitForReadiness(api.url, 503);
+      await waitForReadiness(worker.url, 503);
+      const during = await submit(api, SQUARE, 'e2e-redis-down');
+      expect(during.response.status).toBe(503);
+      expect(await during.response.json()).toEqual({
+        error: 'the job queue is unavailable, try again later',
+      });
+      expect((await fetch(`${api.url}/health`)).status).toBe(200);
+
+      startRedis();
+      await waitForRedis();
+      await waitForReadiness(api.url, 200);
+      await waitForReadiness(worker.url, 200);
+      const after = await submit(api, SQUARE, 'e2e-redis-after');
+      expect(after.response.status).toBe(202);
+      await waitForJob(api, after.id, 'completed', 30_000);
+      expect(api.child.exitCode).toBeNull();
+      expect(worker.child.exitCode).toBeNull();
+
+      // SIGTERM while Redis is away: both still drain, flush and exit by themselves.
+      stopRedis();
+      await waitForReadiness(api.url, 503);
+      api.child.kill('SIGTERM');
+      worker.child.kill('SIGTERM');
+      expect(await api.exited).toEqual({ code: 0, signal: null });
+      expect(await worker.exited).toEqual({ code: 0, signal: null });
+      expect(deployment.stderr()).not.toMatch(/Unhandled/);
+    } finally {
+      await deployment.stop();
+      stopRedis();
+      await backends.cleanup().catch(() => undefined);
+    }
+  });
+});
