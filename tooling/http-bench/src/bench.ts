@@ -350,10 +350,15 @@ function report(
     'Sextant and the peer stack both trace every request (sampler `always_on`) with OTLP/protobuf export to a ' +
       'loopback sink, through the same batch limits (`OTEL_BSP_MAX_QUEUE_SIZE=16384`, batch 512, delay 1 s); both ' +
       'collect Prometheus metrics (including the default runtime metrics); every variant that logs writes to ' +
-      "/dev/null through pino's synchronous destination (`pino.destination({ dest: '/dev/null', sync: true })`), " +
-      'the kind Sextant writes stdout with by default. Sextant writes one access record per request (plus ' +
-      'Fastify\'s "incoming request" line on Fastify); pino-http writes one (Express and Nest peer stacks); ' +
-      "Fastify's logger writes two.",
+      "/dev/null through pino's asynchronous destination (`pino.destination({ dest: '/dev/null', sync: false })`), " +
+      'the kind Sextant writes stdout with by default. Sextant writes one access record per request; pino-http ' +
+      "writes one (Express and Nest peer stacks); Fastify's logger writes two.",
+    '',
+    "Where Sextant's added CPU goes (Express, measured by switching features off with their environment " +
+      'variables, ±5 µs): tracing about 30 µs (half creating and ending the span, half encoding and sending OTLP), ' +
+      'the access log record about 10 µs, metrics about 4 µs, and about 14 µs with every feature off (the ' +
+      'per-request exchange, context propagation through AsyncLocalStorage, the two response headers, the route ' +
+      'template).',
     '',
     "Nest: every variant is `NestFactory.create()` on `@nestjs/platform-express` with `logger: false` (Nest's " +
       'default JSON and urlencoded body parsers stay on, as in any Nest app). The Sextant variant imports ' +
