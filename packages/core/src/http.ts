@@ -371,25 +371,25 @@ export function createHttpInstrumentation(deps: HttpInstrumentationDeps): HttpIn
     }
   }
 
-  function endOnResponse(
-    exchange: HttpExchange,
-    response: ServerResponse,
-    route: () => string | undefined,
-  ): void {
+  function endOnResponse(exchange: HttpExchange, response: ServerResponse, route: () => string | undefined): void {
     if (!exchange.recorded) return;
-    const onDone = () => {
-      response.off('finish', onDone);
-      response.off('close', onDone);
+    // 'close' follows 'finish' on every response, and comes alone when the client went away: one
+    // listener covers both (each listener costs measurably per request).
+    response.on('close', () => {
+      let template: string | undefined;
+      try {
+        template = route();
+      } catch (error) {
+        sink.report('http_route', error);
+      }
       const length = response.getHeader('content-length');
       end(exchange, {
         statusCode: response.statusCode,
-        route: route(),
+        route: template,
         responseSize: length === undefined ? undefined : Number(length),
         aborted: !response.writableFinished,
       });
-    };
-    response.once('finish', onDone);
-    response.once('close', onDone);
+    });
   }
 
   return { begin, exchangeOf, recordError, end, endOnResponse };
