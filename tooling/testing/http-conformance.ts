@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AppProcess, startApp } from './app-process.ts';
+import { sampleSum } from './exposition.ts';
 import { type OtlpReceiver, startOtlpReceiver } from './otlp-receiver.ts';
 import { promtoolCheck, promtoolCheckOpenMetrics } from './promtool.ts';
 
@@ -15,17 +16,6 @@ function traceIdOf(response: Response): string {
   const header = response.headers.get('traceresponse');
   expect(header).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
   return header!.split('-')[1]!;
-}
-
-function counterValue(exposition: string, name: string, labels: Record<string, string>): number {
-  let total = 0;
-  for (const line of exposition.split('\n')) {
-    if (!line.startsWith(`${name}{`)) continue;
-    if (Object.entries(labels).every(([key, value]) => line.includes(`${key}="${value}"`))) {
-      total += Number(line.slice(line.lastIndexOf(' ') + 1));
-    }
-  }
-  return total;
 }
 
 export function describeHttpConformance(
@@ -138,7 +128,7 @@ export function describeHttpConformance(
       expect(routes.has('/jobs/:id')).toBe(true);
       expect([...routes].every((route) => !/missing|no\/such|health|metrics/.test(route!))).toBe(true);
       const count = (labels: Record<string, string>) =>
-        counterValue(exposition, 'http_server_request_duration_seconds_count', labels);
+        sampleSum(exposition, 'http_server_request_duration_seconds_count', labels);
       expect(count({ http_route: '/jobs/:id', http_response_status_code: '404' })).toBe(25);
       expect(
         count({ http_route: '/jobs', http_request_method: 'POST', http_response_status_code: '202' }),

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { type AppProcess, startApp } from '@sextant/testing/app-process';
+import { sampleSum } from '@sextant/testing/exposition';
 import { type DecodedSpan, type OtlpReceiver, startOtlpReceiver } from '@sextant/testing/otlp-receiver';
 import { promtoolCheck } from '@sextant/testing/promtool';
 import { createTestBackends, type TestBackends } from 'job-store/testing';
@@ -104,17 +105,6 @@ function isDescendant(spans: DecodedSpan[], span: DecodedSpan, ancestor: Decoded
     if (current.parentSpanId === ancestor.spanId) return true;
   }
   return false;
-}
-
-function sampleCount(exposition: string, metric: string, labels: Record<string, string>): number {
-  let total = 0;
-  for (const line of exposition.split('\n')) {
-    if (!line.startsWith(`${metric}{`)) continue;
-    if (Object.entries(labels).every(([key, value]) => line.includes(`${key}="${value}"`))) {
-      total += Number(line.slice(line.lastIndexOf(' ') + 1));
-    }
-  }
-  return total;
 }
 
 async function freePort(): Promise<number> {
@@ -278,21 +268,21 @@ describe('one POST /jobs is one trace across the API and the worker', () => {
     const apiMetrics = await (await fetch(`${api.url}/metrics`)).text();
     expect(promtoolCheck(apiMetrics)).toEqual({ status: 0, problems: '' });
     expect(
-      sampleCount(apiMetrics, 'http_server_request_duration_seconds_count', {
+      sampleSum(apiMetrics, 'http_server_request_duration_seconds_count', {
         http_request_method: 'POST',
         http_route: '/jobs',
         http_response_status_code: '202',
       }),
     ).toBeGreaterThanOrEqual(3);
     expect(
-      sampleCount(apiMetrics, 'db_client_operation_duration_seconds_count', {
+      sampleSum(apiMetrics, 'db_client_operation_duration_seconds_count', {
         db_system_name: 'postgresql',
         db_operation_name: 'create',
         db_collection_name: 'Job',
       }),
     ).toBeGreaterThanOrEqual(3);
     expect(
-      sampleCount(apiMetrics, 'messaging_client_operation_duration_seconds_count', {
+      sampleSum(apiMetrics, 'messaging_client_operation_duration_seconds_count', {
         messaging_destination_name: 'quantum-jobs',
         messaging_operation_name: 'add',
       }),
@@ -301,24 +291,24 @@ describe('one POST /jobs is one trace across the API and the worker', () => {
     const workerMetrics = await (await fetch(`${worker.url}/metrics`)).text();
     expect(promtoolCheck(workerMetrics)).toEqual({ status: 0, problems: '' });
     expect(
-      sampleCount(workerMetrics, 'messaging_process_duration_seconds_count', {
+      sampleSum(workerMetrics, 'messaging_process_duration_seconds_count', {
         messaging_destination_name: 'quantum-jobs',
         error_type: '',
       }),
     ).toBeGreaterThanOrEqual(3);
     expect(
-      sampleCount(workerMetrics, 'messaging_process_duration_seconds_count', {
+      sampleSum(workerMetrics, 'messaging_process_duration_seconds_count', {
         messaging_destination_name: 'quantum-jobs',
         error_type: 'DemoFailureError',
       }),
     ).toBe(2);
     expect(
-      sampleCount(workerMetrics, 'db_client_operation_duration_seconds_count', {
+      sampleSum(workerMetrics, 'db_client_operation_duration_seconds_count', {
         db_operation_name: 'update',
         db_collection_name: 'Job',
       }),
     ).toBeGreaterThanOrEqual(6);
-    expect(sampleCount(workerMetrics, 'quantum_jobs_total', {})).toBeGreaterThanOrEqual(3);
+    expect(sampleSum(workerMetrics, 'quantum_jobs_total', {})).toBeGreaterThanOrEqual(3);
     expect(workerMetrics).toMatch(/^messaging_queue_depth\{[^}]*state="waiting"/m);
     expect(workerMetrics).toMatch(/^db_client_connections\{/m);
 

@@ -8,6 +8,7 @@ import { PrismaLibSql } from '@prisma/adapter-libsql';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { createSextant, type Sextant, type SextantOptions } from '@sextant/core';
 import pg from 'pg';
+import { collectLines } from '../../../tooling/testing/log-collector.ts';
 import { PrismaClient as PostgresClient } from './generated/postgresql/client.ts';
 import { PrismaClient as SqliteClient } from './generated/sqlite/client.ts';
 
@@ -81,21 +82,7 @@ export async function openSqlite(): Promise<SqliteDatabase> {
   };
 }
 
-/** A pino destination that keeps every JSON line. */
-export function collectLines(): { write(line: string): void; records(): Array<Record<string, any>> } {
-  const lines: string[] = [];
-  return {
-    write(line: string) {
-      lines.push(line);
-    },
-    records: () =>
-      lines
-        .join('')
-        .split('\n')
-        .filter(Boolean)
-        .map((line) => JSON.parse(line) as Record<string, any>),
-  };
-}
+export { collectLines };
 
 export function testSextant(options: SextantOptions = {}): {
   sextant: Sextant;
