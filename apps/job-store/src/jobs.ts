@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { JOB_ATTEMPTS, type JobQueue } from './queue.ts';
-import type { JobStatus, JobStore } from './store.ts';
+import { type JobStatus, type JobStore, optimisationUnitOf } from './store.ts';
 
 /** The demo knobs of `POST /jobs`: `{ "options": { "delayMs": 500, "failAttempts": 2 } }`. */
 export interface JobOptions {
@@ -54,11 +54,7 @@ export interface SubmittedProblem {
   type: string;
 }
 
-/**
- * Stores the job (`queued`) and enqueues its id. When the queue refuses it (Redis away), the row
- * is marked `failed` and a {@link JobsUnavailableError} is thrown.
- */
-export async function submitJob(
+async function storeAndEnqueue(
   store: JobStore,
   queue: JobQueue,
   problem: SubmittedProblem,
@@ -87,6 +83,27 @@ export async function submitJob(
   return id;
 }
 
+/**
+ * Stores the job (`queued`) and enqueues its id, as the `optimisation` business unit's
+ * `submit_job` operation (span, duration and outcome metrics, a `job_submitted` event). When the
+ * queue refuses it (Redis away), the row is marked `failed` and a {@link JobsUnavailableError}
+ * is thrown.
+ */
+export function submitJob(
+  store: JobStore,
+  queue: JobQueue,
+  problem: SubmittedProblem,
+  options: JobOptions = {},
+): Promise<string> {
+  const unit = optimisationUnitOf(store);
+  if (unit === undefined) return storeAndEnqueue(store, queue, problem, options);
+  return unit.operation('submit_job', async () => {
+    const id = await storeAndEnqueue(store, queue, problem, options);
+    unit.event('job_submitted', { job_id: id, problem_type: problem.type });
+    return id;
+  });
+}
+
 /** A job as `GET /jobs/:id` answers it. */
 export interface JobView {
   id: string;
@@ -100,7 +117,13 @@ export interface JobView {
 }
 
 /** Reads a job for `GET /jobs/:id`; `undefined` when there is none. Store errors become {@link JobsUnavailableError}. */
-export async function findJob(store: JobStore, id: string): Promise<JobView | undefined> {
+/** Reads a job back, as the `optimisation` unit's `get_job` operation. */
+export function findJob(store: JobStore, id: string): Promise<JobView | undefined> {
+  const unit = optimisationUnitOf(store);
+  return unit === undefined ? readJob(store, id) : unit.operation('get_job', () => readJob(store, id));
+}
+
+async function readJob(store: JobStore, id: string): Promise<JobView | undefined> {
   let row: Awaited<ReturnType<JobStore['job']['findUnique']>>;
   try {
     row = await store.job.findUnique({ where: { id } });

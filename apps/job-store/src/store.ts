@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { createClient } from '@libsql/client';
 import { PrismaLibSql } from '@prisma/adapter-libsql';
 import { PrismaPg } from '@prisma/adapter-pg';
-import type { Sextant } from '@sextant/core';
+import type { BusinessUnit, Sextant } from '@sextant/core';
 import { prismaHealthCheck, registerPgPoolMetrics, sextantPrisma } from '@sextant/prisma';
 import pg from 'pg';
 import type * as PostgresModule from '../generated/postgresql/client.ts';
@@ -165,6 +165,13 @@ async function loadClientClass(provider: Provider): Promise<typeof PostgresModul
  * `prisma` health check (critical), the pool gauges for PostgreSQL, and a shutdown hook that
  * disconnects once in-flight work has finished.
  */
+/** The business unit whose operations the user-facing job calls are, by the store they use. */
+const optimisationUnits = new WeakMap<object, BusinessUnit>();
+
+export function optimisationUnitOf(store: JobStore): BusinessUnit | undefined {
+  return optimisationUnits.get(store);
+}
+
 export async function createJobStore(sextant: Sextant, options: JobStoreOptions = {}): Promise<JobStore> {
   const url = options.databaseUrl || process.env.DATABASE_URL || `file:${DEFAULT_SQLITE_FILE}`;
   const provider = providerOf(url);
@@ -194,6 +201,7 @@ export async function createJobStore(sextant: Sextant, options: JobStoreOptions 
   }
 
   const store = extend(sextant, base);
+  optimisationUnits.set(store, sextant.business.unit('optimisation'));
   sextant.health.register(prismaHealthCheck(store));
   sextant.onShutdown(async () => {
     await store.$disconnect();

@@ -274,6 +274,26 @@ describe('one POST /jobs is one trace across the API and the worker', () => {
         http_response_status_code: '202',
       }),
     ).toBeGreaterThanOrEqual(3);
+    // The user-facing operations are the `optimisation` business unit's: counted with their
+    // outcome, with a business event per submitted job, and no user or tenant on any label.
+    const submitted = sampleSum(apiMetrics, 'business_operations_total', {
+      business_unit: 'optimisation',
+      business_operation: 'submit_job',
+      outcome: 'success',
+    });
+    expect(submitted).toBe(
+      sampleSum(apiMetrics, 'http_server_request_duration_seconds_count', {
+        http_route: '/jobs',
+        http_response_status_code: '202',
+      }),
+    );
+    expect(
+      sampleSum(apiMetrics, 'business_events_total', {
+        business_unit: 'optimisation',
+        business_event: 'job_submitted',
+      }),
+    ).toBe(submitted);
+    expect(apiMetrics).not.toMatch(/user_id|tenant_id/);
     expect(
       sampleSum(apiMetrics, 'db_client_operation_duration_seconds_count', {
         db_system_name: 'postgresql',
