@@ -371,7 +371,11 @@ export function createHttpInstrumentation(deps: HttpInstrumentationDeps): HttpIn
     }
   }
 
-  function endOnResponse(exchange: HttpExchange, response: ServerResponse, route: () => string | undefined): void {
+  function endOnResponse(
+    exchange: HttpExchange,
+    response: ServerResponse,
+    route: () => string | undefined,
+  ): void {
     if (!exchange.recorded) return;
     // 'close' follows 'finish' on every response, and comes alone when the client went away: one
     // listener covers both (each listener costs measurably per request).
