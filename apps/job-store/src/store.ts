@@ -183,7 +183,13 @@ export async function createJobStore(sextant: Sextant, options: JobStoreOptions 
     const { connectionString, schema } = splitSchema(url);
     const pool = new pg.Pool({ connectionString, max: 10 });
     // An idle client's error (the server restarting) must not crash the process; the next query reconnects.
-    pool.on('error', (error) => sextant.logger.warn({ err: error }, 'database connection lost'));
+    // pg attaches the whole client to the error; the message and code are what an operator needs.
+    pool.on('error', (error: Error & { code?: string }) =>
+      sextant.logger.warn(
+        { err: { type: error.name, message: error.message, code: error.code } },
+        'database connection lost',
+      ),
+    );
     await migratePostgres(pool, schema);
     base = new PrismaClient({ adapter: new PrismaPg(pool, { schema }) });
     // The package's default name reads host and database from the pool's options, which a
