@@ -47,6 +47,39 @@ describe('resolveConfig', () => {
     expect(config.endpoints.prefix).toBe('/internal');
   });
 
+  it('reads the per-signal OTLP variables, which win over the general ones', () => {
+    const general = resolve({}, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/' }).config.tracing;
+    expect(general.tracesUrl).toBe('http://collector:4318/v1/traces');
+    expect(general.otlpTimeoutMillis).toBe(10_000);
+    const { config } = resolve(
+      {},
+      {
+        OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318',
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://traces.example.com/ingest',
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
+        OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/json',
+        OTEL_EXPORTER_OTLP_HEADERS: 'a=1,b=2',
+        OTEL_EXPORTER_OTLP_TRACES_HEADERS: 'b=3',
+        OTEL_EXPORTER_OTLP_TIMEOUT: '2000',
+        OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: '1500',
+      },
+    );
+    expect(config.tracing.tracesUrl).toBe('https://traces.example.com/ingest');
+    expect(config.tracing.protocol).toBe('http/json');
+    expect(config.tracing.headers).toEqual({ a: '1', b: '3' });
+    expect(config.tracing.otlpTimeoutMillis).toBe(1500);
+    const invalid = resolve(
+      {},
+      { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'traces:4318', OTEL_EXPORTER_OTLP_TIMEOUT: '0' },
+    );
+    expect(invalid.warnings.map((w) => w.message)).toEqual([
+      expect.stringContaining('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="traces:4318"'),
+      expect.stringContaining('OTEL_EXPORTER_OTLP_TIMEOUT="0"'),
+    ]);
+    expect(invalid.config.tracing.tracesUrl).toBe('http://localhost:4318/v1/traces');
+    expect(invalid.config.tracing.otlpTimeoutMillis).toBe(10_000);
+  });
+
   it('OTEL_SDK_DISABLED=true turns tracing off', () => {
     expect(resolve({}, { OTEL_SDK_DISABLED: 'TRUE' }).config.tracing.enabled).toBe(false);
     expect(resolve({}, { OTEL_SDK_DISABLED: 'false' }).config.tracing.enabled).toBe(true);

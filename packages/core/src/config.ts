@@ -22,7 +22,10 @@ export interface SextantTracingOptions {
    * Env: `OTEL_TRACES_EXPORTER`. Default `otlp`.
    */
   exporter?: TracesExporterName | SpanExporter;
-  /** OTLP base URL; `/v1/traces` is appended. Env: `OTEL_EXPORTER_OTLP_ENDPOINT`. Default `http://localhost:4318`. */
+  /**
+   * OTLP base URL; `/v1/traces` is appended. Env: `OTEL_EXPORTER_OTLP_ENDPOINT`, or the full
+   * `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`. Default `http://localhost:4318`.
+   */
   endpoint?: string;
   /** OTLP encoding. Env: `OTEL_EXPORTER_OTLP_PROTOCOL`. Default `http/protobuf`. */
   protocol?: OtlpProtocol;
@@ -140,6 +143,10 @@ export interface ResolvedConfig {
     readonly enabled: boolean;
     readonly exporter: TracesExporterName | SpanExporter;
     readonly endpoint: string;
+    /** Where spans are posted: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` as is, else `endpoint` + `/v1/traces`. */
+    readonly tracesUrl: string;
+    /** Longest one OTLP request may take. `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`, `OTEL_EXPORTER_OTLP_TIMEOUT`; default 10000. */
+    readonly otlpTimeoutMillis: number;
     readonly protocol: OtlpProtocol;
     readonly headers: Readonly<Record<string, string>>;
     readonly sampler: TracesSamplerName;
@@ -554,6 +561,14 @@ export function resolveConfig(options: SextantOptions = {}): ConfigResolution {
     else otelInvalid(reader, 'OTEL_EXPORTER_OTLP_ENDPOINT', endpointEnv, URL_ALLOWED);
   }
 
+  const tracesEndpointEnv = envValue(env, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT');
+  let tracesUrl: string | undefined;
+  if (tracesEndpointEnv !== undefined) {
+    if (isHttpUrl(tracesEndpointEnv)) tracesUrl = tracesEndpointEnv;
+    else otelInvalid(reader, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', tracesEndpointEnv, URL_ALLOWED);
+  }
+  const resolvedEndpoint = endpoint ?? DEFAULT_OPTIONS.tracing.endpoint;
+
   const samplerRatioOption = checkNumber('tracing.samplerRatio', tracingOpts.samplerRatio, 0, 1, false);
   const batchNumber = (key: keyof BatchOptions, envName: string, min: number) =>
     otelNumber(reader, envName, min, Number.MAX_SAFE_INTEGER, true) ??
@@ -651,14 +666,21 @@ export function resolveConfig(options: SextantOptions = {}): ConfigResolution {
     tracing: Object.freeze({
       enabled: sdkDisabled === true ? false : (checkBoolean('tracing.enabled', tracingOpts.enabled) ?? true),
       exporter: resolveExporter(reader, tracingOpts.exporter),
-      endpoint: endpoint ?? DEFAULT_OPTIONS.tracing.endpoint,
+      endpoint: resolvedEndpoint,
+      tracesUrl: tracesUrl ?? `${resolvedEndpoint.replace(/\/+$/, '')}/v1/traces`,
+      otlpTimeoutMillis:
+        otelNumber(reader, 'OTEL_EXPORTER_OTLP_TRACES_TIMEOUT', 1, 3_600_000, true) ??
+        otelNumber(reader, 'OTEL_EXPORTER_OTLP_TIMEOUT', 1, 3_600_000, true) ??
+        10_000,
       protocol:
+        otelOneOf(reader, 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', PROTOCOLS) ??
         otelOneOf(reader, 'OTEL_EXPORTER_OTLP_PROTOCOL', PROTOCOLS) ??
         checkOneOf('tracing.protocol', tracingOpts.protocol, PROTOCOLS) ??
         DEFAULT_OPTIONS.tracing.protocol,
       headers: Object.freeze({
         ...checkStringRecord('tracing.headers', tracingOpts.headers),
         ...otelKeyValueList(reader, 'OTEL_EXPORTER_OTLP_HEADERS'),
+        ...otelKeyValueList(reader, 'OTEL_EXPORTER_OTLP_TRACES_HEADERS'),
       }),
       sampler:
         otelOneOf(reader, 'OTEL_TRACES_SAMPLER', SAMPLERS) ??

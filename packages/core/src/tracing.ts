@@ -63,7 +63,6 @@ const ZERO_STATS: TracingStats = Object.freeze({
   droppedByReason: Object.freeze({ queue_full: 0, export_failed: 0, shutdown: 0 }),
 });
 const NO_SPANS: readonly ReadableSpan[] = Object.freeze([]);
-const OTLP_TRACES_PATH = '/v1/traces';
 // The API's own placeholder: the delegate of a proxy that nothing was registered on.
 const NOOP_PROVIDER: ApiTracerProvider = new ProxyTracerProvider().getDelegate();
 
@@ -201,7 +200,7 @@ function createSampler(name: ResolvedConfig['tracing']['sampler'], ratio: number
 }
 
 function createExporter(config: ResolvedConfig): SpanExporter | undefined {
-  const { exporter, endpoint, protocol, headers, batch } = config.tracing;
+  const { exporter, tracesUrl, otlpTimeoutMillis, protocol, headers, batch } = config.tracing;
   if (typeof exporter === 'object') return exporter;
   switch (exporter) {
     case 'none':
@@ -212,11 +211,15 @@ function createExporter(config: ResolvedConfig): SpanExporter | undefined {
       return new ConsoleSpanExporter();
     case 'otlp': {
       const options: OTLPExporterConfigBase = {
-        url: endpoint.replace(/\/+$/, '') + OTLP_TRACES_PATH,
+        url: tracesUrl,
         headers: { ...headers },
         // Equal to the processor's limit, so a hung collector fails the batch rather than retrying
         // past it. 0 (no processor limit) leaves the exporter its own default: it refuses 0.
-        timeoutMillis: batch.exportTimeoutMillis > 0 ? batch.exportTimeoutMillis : undefined,
+        // One request never outlives the batch it carries.
+        timeoutMillis:
+          batch.exportTimeoutMillis > 0
+            ? Math.min(otlpTimeoutMillis, batch.exportTimeoutMillis)
+            : otlpTimeoutMillis,
       };
       return protocol === 'http/json' ? new OtlpJsonTraceExporter(options) : new OTLPTraceExporter(options);
     }
