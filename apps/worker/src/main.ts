@@ -66,17 +66,20 @@ const worker = new Worker<JobData>(JOB_QUEUE_NAME, createProcessor(sextant, stor
 reportConnectionErrors(sextant, worker, 'worker');
 observeWorker(sextant, worker);
 
-// On SIGTERM stop taking jobs at once; `close` resolves once the jobs in flight have finished.
+// Stop taking jobs as soon as shutdown starts (SIGTERM or a programmatic shutdown()); `close`
+// resolves once the jobs in flight have finished.
 let closing: Promise<void> | undefined;
 const stopTakingJobs = () => {
   closing ??= worker.close();
   return closing;
 };
+sextant.onShutdownStart(() => {
+  // A failure to close is handled by the shutdown hook below, which awaits the same promise.
+  void stopTakingJobs().catch(() => undefined);
+});
 /** After shutdown, how long BullMQ's connections may still hold the event loop (Redis away: ioredis retrying). */
 const EXIT_GRACE_MS = 1000;
 const onSignal = () => {
-  // A failure to close is handled by the shutdown hook below, which awaits the same promise.
-  void stopTakingJobs().catch(() => undefined);
   // The same shutdown that Sextant started on this signal: jobs drained, connections closed, spans flushed.
   void sextant.shutdown().then(() => setTimeout(() => process.exit(0), EXIT_GRACE_MS).unref());
 };

@@ -39,6 +39,11 @@ export interface Sextant {
   readonly redactor: Redactor;
   /** Logs a business event (`order.placed`) as one record, with the active ids. */
   event(name: string, fields?: Record<string, unknown>): void;
+  /**
+   * Runs `hook` as soon as shutdown starts, right after readiness flips, without waiting for it:
+   * stop taking new work here (a queue worker's `close()`), while in-flight work drains.
+   */
+  onShutdownStart(hook: () => void | Promise<void>): void;
   /** Runs `hook` during shutdown, once in-flight work has finished (close servers and pools here). */
   onShutdown(hook: () => void | Promise<void>): void;
   /**
@@ -87,6 +92,7 @@ export function createSextant(options: SextantOptions = {}): Sextant {
   const quantum = createQuantumTracer(domainDeps);
   const business = createBusinessTracer(domainDeps);
 
+  const shutdownStartHooks: Array<() => void | Promise<void>> = [];
   const shutdownHooks: Array<() => void | Promise<void>> = [];
   let shuttingDown: Promise<void> | undefined;
 
@@ -97,6 +103,12 @@ export function createSextant(options: SextantOptions = {}): Sextant {
 
   async function drainAndFlush(): Promise<void> {
     health.markShuttingDown();
+    for (const hook of shutdownStartHooks) {
+      // Not awaited: stopping intake (a worker's close) may itself wait for the work in flight.
+      Promise.resolve()
+        .then(hook)
+        .catch((error: unknown) => errors.report('shutdown_hook', error));
+    }
     // The server keeps serving while in-flight work drains: readiness already answers 503, so
     // load balancers stop sending; hooks (closing the server, pools) run once it is quiet.
     const drained = await inFlight.idle(config.shutdown.timeoutMs);
@@ -141,6 +153,9 @@ export function createSextant(options: SextantOptions = {}): Sextant {
     errors,
     redactor,
     event: (name, fields) => logBusinessEvent(logger, name, fields),
+    onShutdownStart: (hook) => {
+      shutdownStartHooks.push(hook);
+    },
     onShutdown: (hook) => {
       shutdownHooks.push(hook);
     },
