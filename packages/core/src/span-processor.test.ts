@@ -69,7 +69,10 @@ interface Setup {
   endSpans(count: number): void;
 }
 
-function setup(batch: Partial<BatchOptions> = {}, provider: { alwaysRecordUnsampled?: boolean } = {}): Setup {
+function setup(
+  batch: Partial<BatchOptions> & { deferExport?: boolean } = {},
+  provider: { alwaysRecordUnsampled?: boolean } = {},
+): Setup {
   const exporter = new ScriptedExporter();
   const reported: unknown[] = [];
   const sink = createInternalErrorSink({ intervalMs: 0, writer: ({ error }) => reported.push(error) });
@@ -123,6 +126,26 @@ describe('CountingBatchSpanProcessor', () => {
     await exported;
     expect(exporter.batches.map((b) => b.length)).toEqual([2]);
     expect(processor.stats().exported).toBe(2);
+  });
+
+  it('with deferExport, encodes a full batch on the next turn, off the call that ended its last span', async () => {
+    const { processor, exporter, endSpans } = setup({
+      maxQueueSize: 4,
+      maxExportBatchSize: 2,
+      deferExport: true,
+    });
+    exporter.behaviour = 'hold';
+    endSpans(10);
+    // The batch left the queue at once, so the queue limit counts exactly as without deferral.
+    expect(exporter.batches).toEqual([]);
+    expect(processor.stats().droppedByReason.queue_full).toBe(4);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(exporter.batches.map((batch) => batch.length)).toEqual([2]);
+    exporter.behaviour = 'succeed';
+    exporter.release();
+    await processor.forceFlush();
+    expect(processor.stats()).toMatchObject({ ended: 10, exported: 6, dropped: 4 });
+    expectBalanced(processor);
   });
 
   it('counts spans refused by a full queue as queue_full', async () => {

@@ -19,6 +19,13 @@ export interface SpanProcessorStats {
 export interface CountingBatchSpanProcessorOptions extends BatchOptions {
   exporter: SpanExporter;
   sink: InternalErrorSink;
+  /**
+   * Hand each batch to the exporter on the next turn of the event loop rather than inside the
+   * call that ended the span filling it: the OTLP exporter encodes the whole batch synchronously,
+   * which would otherwise land on one unlucky request (a p99 stall). The batch still leaves the
+   * queue at once, so queue limits count the same. Default `false`.
+   */
+  deferExport?: boolean;
 }
 
 interface FlushWaiter {
@@ -58,6 +65,7 @@ export class CountingBatchSpanProcessor implements SpanProcessor {
   #closing = false;
   #shutdownPromise: Promise<void> | undefined;
   #waiters: FlushWaiter[] = [];
+  readonly #deferExport: boolean;
 
   /** Spans ever put in the queue, and those whose batch has since settled (either way). */
   #enqueued = 0;
@@ -76,6 +84,7 @@ export class CountingBatchSpanProcessor implements SpanProcessor {
     this.#maxExportBatchSize = Math.min(options.maxExportBatchSize, options.maxQueueSize);
     this.#scheduledDelayMillis = options.scheduledDelayMillis;
     this.#exportTimeoutMillis = options.exportTimeoutMillis;
+    this.#deferExport = options.deferExport === true;
   }
 
   onStart(_span: Span, _parentContext: Context): void {}
@@ -193,19 +202,23 @@ export class CountingBatchSpanProcessor implements SpanProcessor {
       );
       timeout.unref();
     }
-    try {
-      context.with(EXPORT_CONTEXT, () => {
-        this.#exporter.export(batch, (result: ExportResult) => {
-          finish(
-            result.code === ExportResultCode.SUCCESS
-              ? undefined
-              : (result.error ?? new Error('span exporter answered FAILED')),
-          );
+    const hand = () => {
+      try {
+        context.with(EXPORT_CONTEXT, () => {
+          this.#exporter.export(batch, (result: ExportResult) => {
+            finish(
+              result.code === ExportResultCode.SUCCESS
+                ? undefined
+                : (result.error ?? new Error('span exporter answered FAILED')),
+            );
+          });
         });
-      });
-    } catch (error) {
-      finish(error);
-    }
+      } catch (error) {
+        finish(error);
+      }
+    };
+    if (this.#deferExport) setImmediate(hand);
+    else hand();
   }
 
   #resolveWaiters(): void {

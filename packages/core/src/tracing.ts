@@ -88,7 +88,7 @@ export function createTracing(config: ResolvedConfig, sink: InternalErrorSink): 
           // it gets each span as it ends instead of waiting for a batch.
           ...(exporter instanceof MemorySpanExporter
             ? { ...config.tracing.batch, maxExportBatchSize: 1, scheduledDelayMillis: 0 }
-            : config.tracing.batch),
+            : { ...config.tracing.batch, deferExport: true }),
         });
   const provider = new TracerProvider({
     resource: createResource(config),
