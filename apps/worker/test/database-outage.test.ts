@@ -8,25 +8,13 @@ import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { type AppProcess, startApp } from '@sextant/testing/app-process';
 import { Queue } from 'bullmq';
 import { JOB_QUEUE_NAME } from 'job-store';
 import { createTestBackends } from 'job-store/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { API_CWD, SOLVER_ENV, SQUARE, WORKER_CWD } from './fixtures.ts';
 
-const API_CWD = fileURLToPath(new URL('../../express-api', import.meta.url));
-const WORKER_CWD = fileURLToPath(new URL('..', import.meta.url));
-const SQUARE = {
-  type: 'maxcut',
-  edges: [
-    [0, 1],
-    [1, 2],
-    [2, 3],
-    [3, 0],
-  ],
-};
-const SOLVER_ENV = { QUANTUM_QUEUE_MS: '5', QUANTUM_LATENCY_MS: '10', QUANTUM_FAILURE_RATE: '0' };
 const PG_COMMAND_TIMEOUT_MS = 20_000;
 
 function postgresBin(): string {

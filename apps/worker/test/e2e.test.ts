@@ -8,27 +8,14 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { type AppProcess, startApp } from '@sextant/testing/app-process';
 import { sampleSum } from '@sextant/testing/exposition';
 import { type DecodedSpan, type OtlpReceiver, startOtlpReceiver } from '@sextant/testing/otlp-receiver';
 import { promtoolCheck } from '@sextant/testing/promtool';
 import { createTestBackends, type TestBackends } from 'job-store/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { API_CWD, SOLVER_ENV, SQUARE, WORKER_CWD } from './fixtures.ts';
 
-const API_CWD = fileURLToPath(new URL('../../express-api', import.meta.url));
-const WORKER_CWD = fileURLToPath(new URL('..', import.meta.url));
-const SQUARE = {
-  type: 'maxcut',
-  edges: [
-    [0, 1],
-    [1, 2],
-    [2, 3],
-    [3, 0],
-  ],
-};
-// A fast, deterministic simulated provider: the tests are about the path, not the solver.
-const SOLVER_ENV = { QUANTUM_QUEUE_MS: '5', QUANTUM_LATENCY_MS: '10', QUANTUM_FAILURE_RATE: '0' };
 const SPAN_KIND = { server: 2, client: 3, producer: 4, consumer: 5 } as const;
 
 interface Deployment {

@@ -1,8 +1,9 @@
 import { SpanStatusCode } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import { afterEach, describe, expect, it } from 'vitest';
+import { sampleValue } from '../../../tooling/testing/exposition.ts';
 import { promtoolCheck } from '../../../tooling/testing/promtool.ts';
-import { type BusinessTracer, createBusinessTracer } from './business.ts';
+import type { BusinessTracer } from './business.ts';
 import { runWithRequestId, setTenant, setUser } from './context.ts';
 import { ERROR_CODES, SextantConfigError } from './errors.ts';
 import { createSextant, type Sextant } from './sextant.ts';
@@ -24,19 +25,6 @@ afterEach(async () => {
   current = undefined;
 });
 
-function sampleValue(body: string, name: string, labels: Record<string, string>): number | undefined {
-  const wanted = Object.entries(labels).sort(([a], [b]) => a.localeCompare(b));
-  for (const line of body.split('\n')) {
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (match === null || match[1] !== name) continue;
-    const found = [...(match[2] ?? '').matchAll(/([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)"/g)]
-      .map((m): [string, string] => [m[1]!, m[2]!])
-      .sort(([a], [b]) => a.localeCompare(b));
-    if (JSON.stringify(found) === JSON.stringify(wanted)) return Number(match[3]);
-  }
-  return undefined;
-}
-
 function harness(): Harness {
   const lines: string[] = [];
   const sextant = createSextant({
@@ -46,15 +34,9 @@ function harness(): Harness {
     env: {},
   });
   current = sextant;
-  const business = createBusinessTracer({
-    tracer: sextant.tracer,
-    metrics: sextant.metrics,
-    logger: sextant.logger,
-    sink: sextant.errors,
-  });
   return {
     sextant,
-    business,
+    business: sextant.business,
     records: () => lines.map((line) => JSON.parse(line) as LogRecord),
     spans: () => sextant.tracing.finishedSpans(),
     scrape: async () => (await sextant.metrics.render()).body,

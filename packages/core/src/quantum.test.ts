@@ -3,9 +3,10 @@ import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentel
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import CircuitBreaker from 'opossum';
 import { afterEach, describe, expect, it } from 'vitest';
+import { sampleValue } from '../../../tooling/testing/exposition.ts';
 import { promtoolCheck } from '../../../tooling/testing/promtool.ts';
 import { runWithRequestId } from './context.ts';
-import { createQuantumTracer, QUANTUM_JOB_CARRIER_KEY, type QuantumTracer } from './quantum.ts';
+import { QUANTUM_JOB_CARRIER_KEY, type QuantumTracer } from './quantum.ts';
 import { createSextant, type Sextant } from './sextant.ts';
 
 type LogRecord = Record<string, unknown> & { level: string; msg: string };
@@ -25,20 +26,6 @@ afterEach(async () => {
   current = undefined;
 });
 
-/** The value of the sample `name` whose labels are exactly `labels`, from a real scrape. */
-function sampleValue(body: string, name: string, labels: Record<string, string>): number | undefined {
-  const wanted = Object.entries(labels).sort(([a], [b]) => a.localeCompare(b));
-  for (const line of body.split('\n')) {
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (match === null || match[1] !== name) continue;
-    const found = [...(match[2] ?? '').matchAll(/([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)"/g)]
-      .map((m): [string, string] => [m[1]!, m[2]!])
-      .sort(([a], [b]) => a.localeCompare(b));
-    if (JSON.stringify(found) === JSON.stringify(wanted)) return Number(match[3]);
-  }
-  return undefined;
-}
-
 function harness(): Harness {
   const lines: string[] = [];
   const sextant = createSextant({
@@ -48,15 +35,9 @@ function harness(): Harness {
     env: {},
   });
   current = sextant;
-  const quantum = createQuantumTracer({
-    tracer: sextant.tracer,
-    metrics: sextant.metrics,
-    logger: sextant.logger,
-    sink: sextant.errors,
-  });
   return {
     sextant,
-    quantum,
+    quantum: sextant.quantum,
     records: () => lines.map((line) => JSON.parse(line) as LogRecord),
     spans: () => sextant.tracing.finishedSpans(),
     metric: async (name, labels = {}) => sampleValue((await sextant.metrics.render()).body, name, labels),
