@@ -179,6 +179,17 @@ const EMPTY_PROTOBUF_RESPONSE = ExportTraceServiceResponse.encode(
 const TO_OBJECT_OPTIONS: IConversionOptions = { longs: String, enums: Number, defaults: true, oneofs: true };
 const TRACES_PATH = '/v1/traces';
 
+/**
+ * An OTLP/protobuf `ExportTraceServiceRequest` as protobufjs reads it, every field present with its
+ * default (bytes as base64, 64-bit integers as decimal strings): for comparing two encoders' output.
+ */
+export function decodeTraceRequest(payload: Uint8Array): Record<string, unknown> {
+  return ExportTraceServiceRequest.toObject(ExportTraceServiceRequest.decode(payload), {
+    ...TO_OBJECT_OPTIONS,
+    bytes: String,
+  });
+}
+
 // Both decoders end in the same camelCase object shape (protobufjs converts field names as the
 // OTLP/JSON mapping does); they differ in ids (bytes vs hex strings) and 64-bit integers.
 type Wire = Record<string, any>;

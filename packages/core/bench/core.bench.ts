@@ -6,10 +6,18 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import type { IncomingHttpHeaders } from 'node:http';
-import { context, ROOT_CONTEXT, trace } from '@opentelemetry/api';
+import { context, ROOT_CONTEXT, SpanKind, trace } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
+import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { AlwaysOffSampler, BatchSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
+import {
+  AlwaysOffSampler,
+  BatchSpanProcessor,
+  InMemorySpanExporter,
+  type ReadableSpan,
+  SimpleSpanProcessor,
+  TracerProvider,
+} from '@opentelemetry/sdk-trace';
 import pino from 'pino';
 import { Counter, Histogram, Registry } from 'prom-client';
 import {
@@ -20,6 +28,7 @@ import {
   writeSection,
 } from '../../../tooling/bench/harness.ts';
 import { createSextant, type Sextant } from '../src/index.ts';
+import { encodeTraceExportRequest } from '../src/otlp-protobuf.ts';
 
 const BUDGET_REQUEST_MICROS = 15;
 const BUDGET_RENDER_MILLIS = 20;
@@ -61,6 +70,36 @@ const headers: IncomingHttpHeaders = {
   accept: 'application/json',
   traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
 };
+
+/** A full export batch of HTTP server spans with the attributes Sextant records on each. */
+async function serverSpanBatch(size: number): Promise<ReadableSpan[]> {
+  const exporter = new InMemorySpanExporter();
+  const provider = new TracerProvider({
+    resource: resourceFromAttributes({ 'service.name': 'bench', 'service.instance.id': 'bench-1' }),
+    spanProcessors: [new SimpleSpanProcessor({ exporter })],
+  });
+  const tracer = provider.getTracer('@sextant/core');
+  for (let i = 0; i < size; i++) {
+    const span = tracer.startSpan('GET', {
+      kind: SpanKind.SERVER,
+      attributes: {
+        'http.request.method': 'GET',
+        'url.path': `/users/${i}`,
+        'url.scheme': 'http',
+        'server.address': '127.0.0.1:3000',
+        'client.address': '127.0.0.1',
+        'network.protocol.version': '1.1',
+        'user_agent.original': 'bench/1.0',
+      },
+    });
+    span.updateName('GET /users/:id');
+    span.setAttribute('http.route', '/users/:id');
+    span.setAttribute('http.response.status_code', 200);
+    span.end();
+  }
+  await provider.forceFlush();
+  return exporter.getFinishedSpans();
+}
 
 async function main(): Promise<void> {
   const sink = await startSink();
@@ -110,6 +149,24 @@ async function main(): Promise<void> {
     ]),
   );
   await sextant.shutdown();
+
+  // --- OTLP/protobuf encoding of one full batch, per span ---
+  const batch = await serverSpanBatch(512);
+  const encoded = await measureGroup(
+    'OTLP/protobuf encoding of a 512-span batch of server spans',
+    [
+      {
+        name: 'upstream serializer (@opentelemetry/otlp-transformer)',
+        run: () => ProtobufTraceSerializer.serializeRequest(batch),
+      },
+      { name: "Sextant's encoder", run: () => encodeTraceExportRequest(batch) },
+    ],
+    { iterations: 200 },
+  );
+  // Reported per span: one run encodes the whole batch.
+  for (const row of encoded.rows) row.cpuMicros /= batch.length;
+  encoded.group = 'OTLP/protobuf encoding, per span (batches of 512 server spans)';
+  results.push(encoded);
 
   // --- a full HTTP request through the primitives ---
   sextant = sextantFor(sink.url, true);

@@ -5,13 +5,17 @@ import {
   trace,
 } from '@opentelemetry/api';
 import { type ExportResult, ExportResultCode } from '@opentelemetry/core';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { OTLPExporterBase, type OTLPExporterConfigBase } from '@opentelemetry/otlp-exporter-base';
 import {
   convertLegacyHttpOptions,
   createOtlpHttpExportDelegate,
 } from '@opentelemetry/otlp-exporter-base/node-http';
-import { JsonTraceSerializer, TraceExporterMetricsHelper } from '@opentelemetry/otlp-transformer';
+import {
+  type ISerializer,
+  JsonTraceSerializer,
+  ProtobufTraceSerializer,
+  TraceExporterMetricsHelper,
+} from '@opentelemetry/otlp-transformer';
 import { defaultResource, type Resource, resourceFromAttributes } from '@opentelemetry/resources';
 import {
   AlwaysOffSampler,
@@ -32,6 +36,7 @@ import {
 } from '@opentelemetry/semantic-conventions';
 import type { ResolvedConfig } from './config.ts';
 import type { InternalErrorSink } from './internal-errors.ts';
+import { encodeTraceExportRequest } from './otlp-protobuf.ts';
 import { CountingBatchSpanProcessor, type SpanProcessorStats } from './span-processor.ts';
 
 /** Instrumentation scope of every span Sextant creates. */
@@ -221,19 +226,34 @@ function createExporter(config: ResolvedConfig): SpanExporter | undefined {
             ? Math.min(otlpTimeoutMillis, batch.exportTimeoutMillis)
             : otlpTimeoutMillis,
       };
-      return protocol === 'http/json' ? new OtlpJsonTraceExporter(options) : new OTLPTraceExporter(options);
+      return protocol === 'http/json'
+        ? new OtlpHttpTraceExporter(options, 'application/json', JsonTraceSerializer)
+        : new OtlpHttpTraceExporter(options, 'application/x-protobuf', PROTOBUF_SERIALIZER);
     }
   }
 }
 
-/** OTLP over HTTP with JSON bodies; the upstream JSON exporter is a separate package built on these same parts. */
-class OtlpJsonTraceExporter extends OTLPExporterBase<ReadableSpan[]> implements SpanExporter {
-  constructor(options: OTLPExporterConfigBase) {
+/** Sextant's own span encoding (the hot part of every export); responses decode as upstream does. */
+const PROTOBUF_SERIALIZER: ISerializer<ReadableSpan[], unknown> = {
+  serializeRequest: encodeTraceExportRequest,
+  deserializeResponse: ProtobufTraceSerializer.deserializeResponse,
+};
+
+/**
+ * OTLP over HTTP: upstream's transport (retries, compression, headers, timeouts, the environment
+ * variables) with the serializer chosen here.
+ */
+class OtlpHttpTraceExporter extends OTLPExporterBase<ReadableSpan[]> implements SpanExporter {
+  constructor(
+    options: OTLPExporterConfigBase,
+    contentType: 'application/json' | 'application/x-protobuf',
+    serializer: ISerializer<ReadableSpan[], unknown>,
+  ) {
     super(
       createOtlpHttpExportDelegate(
-        convertLegacyHttpOptions(options, 'TRACES', 'v1/traces', { 'Content-Type': 'application/json' }),
-        JsonTraceSerializer,
-        'otlp_http_json_span_exporter',
+        convertLegacyHttpOptions(options, 'TRACES', 'v1/traces', { 'Content-Type': contentType }),
+        serializer,
+        contentType === 'application/json' ? 'otlp_http_json_span_exporter' : 'otlp_http_span_exporter',
         TraceExporterMetricsHelper,
         undefined,
       ),

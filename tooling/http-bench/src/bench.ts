@@ -7,7 +7,8 @@
  *
  * Reproduce: `pnpm bench` (all packages) or `pnpm --filter @sextant/http-bench bench`; tune with
  * BENCH_ROUNDS, BENCH_DURATION (seconds per window), BENCH_WARMUP (seconds), BENCH_CONNECTIONS,
- * BENCH_PIPELINING; BENCH_WRITE=0 skips regenerating docs/benchmarks.md.
+ * BENCH_PIPELINING; BENCH_FRAMEWORKS=express,fastify races only those frameworks (and does not
+ * touch docs/benchmarks.md); BENCH_WRITE=0 skips regenerating docs/benchmarks.md.
  */
 import { type ChildProcess, execFileSync, fork } from 'node:child_process';
 import { once } from 'node:events';
@@ -33,6 +34,10 @@ const DURATION_S = Number(process.env.BENCH_DURATION ?? 5);
 const WARMUP_S = Number(process.env.BENCH_WARMUP ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 100);
 const PIPELINING = Number(process.env.BENCH_PIPELINING ?? 1);
+const SELECTED_FRAMEWORKS = selectFrameworks(process.env.BENCH_FRAMEWORKS);
+const SELECTED_VARIANTS = VARIANTS.filter((variant) =>
+  SELECTED_FRAMEWORKS.some((framework) => variant.startsWith(`${framework}-`)),
+);
 const SERVER_CORE = '0';
 const LOAD_CORE = '1';
 const PATH = '/users/42';
@@ -150,7 +155,7 @@ async function checkExports(): Promise<Map<VariantName, string>> {
   const receiver = await startOtlpReceiver();
   const seen = new Map<VariantName, string>();
   try {
-    for (const variant of VARIANTS.filter((name) => !name.endsWith('-bare'))) {
+    for (const variant of SELECTED_VARIANTS.filter((name) => !name.endsWith('-bare'))) {
       const before = receiver.spans().length;
       const server = await startServer(variant, receiver.url);
       for (let i = 0; i < SANITY_REQUESTS; i++) {
@@ -223,21 +228,37 @@ function median(values: number[]): number {
 const fixed = (value: number, digits: number) => value.toFixed(digits);
 const verdict = (met: boolean) => (met ? '**met**' : '**missed**');
 
+function selectFrameworks(value: string | undefined): readonly Framework[] {
+  if (value === undefined || value.trim() === '') return FRAMEWORKS;
+  const names = value.split(',').map((name) => name.trim());
+  for (const name of names) {
+    if (!FRAMEWORKS.includes(name as Framework)) {
+      throw new Error(
+        `http-bench: BENCH_FRAMEWORKS names '${name}'; expected some of ${FRAMEWORKS.join(', ')}`,
+      );
+    }
+  }
+  return FRAMEWORKS.filter((framework) => names.includes(framework));
+}
+
 async function main(): Promise<void> {
   pinSelf(LOAD_CORE);
   const spansSeen = await checkExports();
   const sink = await startSink();
   const servers = new Map<VariantName, Server>();
-  for (const variant of VARIANTS) servers.set(variant, await startServer(variant, `${sink.url}/${variant}`));
+  for (const variant of SELECTED_VARIANTS)
+    servers.set(variant, await startServer(variant, `${sink.url}/${variant}`));
 
-  const samples = new Map<VariantName, Sample[]>(VARIANTS.map((variant) => [variant, []]));
+  const samples = new Map<VariantName, Sample[]>(SELECTED_VARIANTS.map((variant) => [variant, []]));
   let maxRssKiB = new Map<VariantName, number>();
   try {
-    for (const variant of VARIANTS) await load(servers.get(variant)!.url, WARMUP_S);
+    for (const variant of SELECTED_VARIANTS) await load(servers.get(variant)!.url, WARMUP_S);
     const exportedBefore = await sinkStats(sink.url);
     for (let round = 0; round < ROUNDS; round++) {
       // Rotate the order so that no variant always runs first, or right after the heaviest one.
-      const order = VARIANTS.map((_, i) => VARIANTS[(i + round) % VARIANTS.length]!);
+      const order = SELECTED_VARIANTS.map(
+        (_, i) => SELECTED_VARIANTS[(i + round) % SELECTED_VARIANTS.length]!,
+      );
       for (const variant of order) {
         const sample = await measure(servers.get(variant)!);
         samples.get(variant)!.push(sample);
@@ -259,7 +280,7 @@ async function main(): Promise<void> {
     );
 
     const exportedBytesPerRequest = new Map<VariantName, number>();
-    for (const variant of VARIANTS) {
+    for (const variant of SELECTED_VARIANTS) {
       const served = samples.get(variant)!.reduce((sum, sample) => sum + sample.requests, 0);
       const bytes = (exportedAfter[variant]?.bytes ?? 0) - (exportedBefore[variant]?.bytes ?? 0);
       exportedBytesPerRequest.set(variant, bytes / served);
@@ -271,7 +292,8 @@ async function main(): Promise<void> {
     }
     const markdown = report(samples, maxRssKiB, exportedBytesPerRequest, spansSeen);
     console.log(markdown);
-    if (process.env.BENCH_WRITE !== '0') writeSection('http', markdown);
+    const complete = SELECTED_FRAMEWORKS.length === FRAMEWORKS.length;
+    if (complete && process.env.BENCH_WRITE !== '0') writeSection('http', markdown);
   } finally {
     for (const server of servers.values()) await stopServer(server);
     sink.child.disconnect();
@@ -291,7 +313,7 @@ function report(
     median(samples.get(variant)!.map((sample) => sample[key]));
   const rows: string[] = [];
   const goals: string[] = [];
-  for (const framework of FRAMEWORKS) {
+  for (const framework of SELECTED_FRAMEWORKS) {
     const name = (stack: Stack) => `${framework}-${stack}` as VariantName;
     const rps = (stack: Stack) => stat(name(stack), 'requestsPerSecond');
     const cpu = (stack: Stack) => stat(name(stack), 'cpuMicrosPerRequest');

@@ -1,0 +1,482 @@
+/**
+ * OTLP/protobuf encoding of finished spans (an `ExportTraceServiceRequest`), written for the one
+ * job the exporter does on every span: it is about seven times cheaper than the upstream serializer
+ * (see docs/benchmarks.md). The differences: one pass instead of a size pass plus a write pass,
+ * attribute keys and the resource and scope headers encoded once and copied, ids decoded from hex
+ * without an intermediate buffer, and nested lengths patched in place. Field numbers and the
+ * encoding of every value type follow opentelemetry-proto and the upstream serializer.
+ */
+import type { Attributes, HrTime, Link, SpanContext } from '@opentelemetry/api';
+import type { InstrumentationScope } from '@opentelemetry/core';
+import type { Resource } from '@opentelemetry/resources';
+import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace';
+
+const WIRE_VARINT = 0;
+const WIRE_FIXED64 = 1;
+const WIRE_LENGTH_DELIMITED = 2;
+const WIRE_FIXED32 = 5;
+
+const SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE = 0x100;
+const SPAN_FLAGS_CONTEXT_IS_REMOTE = 0x200;
+const TWO_POW_32 = 4294967296;
+const MIN_INT64 = -(2 ** 63);
+const MAX_INT64 = 2 ** 63;
+/** A string of at most this many UTF-16 units encodes to at most 127 bytes: a one-byte length. */
+const SHORT_STRING = 42;
+/** Attribute keys are a small, fixed set in practice; the cap only guards against dynamic keys. */
+const MAX_CACHED_KEYS = 2048;
+
+const HEX_VALUES = new Int8Array(128).fill(-1);
+for (let digit = 0; digit < 16; digit++) {
+  HEX_VALUES['0123456789abcdef'.charCodeAt(digit)] = digit;
+  HEX_VALUES['0123456789ABCDEF'.charCodeAt(digit)] = digit;
+}
+
+function tag(field: number, wireType: number): number {
+  return (field << 3) | wireType;
+}
+
+class ProtobufWriter {
+  buffer: Buffer;
+  pos = 0;
+
+  constructor(capacity: number) {
+    this.buffer = Buffer.allocUnsafe(capacity);
+  }
+
+  reserve(bytes: number): void {
+    if (this.pos + bytes <= this.buffer.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.buffer.length * 2, this.pos + bytes));
+    this.buffer.copy(grown, 0, 0, this.pos);
+    this.buffer = grown;
+  }
+
+  /** Tags and small varints below 128: the common case, one byte. */
+  byte(value: number): void {
+    this.reserve(1);
+    this.buffer[this.pos++] = value;
+  }
+
+  varint(value: number): void {
+    this.reserve(5);
+    const buffer = this.buffer;
+    let rest = value >>> 0;
+    while (rest > 127) {
+      buffer[this.pos++] = (rest & 0x7f) | 0x80;
+      rest >>>= 7;
+    }
+    buffer[this.pos++] = rest;
+  }
+
+  /** A signed 64-bit integer as protobuf's int64 varint (negative numbers take ten bytes). */
+  int64(value: number): void {
+    if (value >= 0 && value < TWO_POW_32) {
+      this.varint(value);
+      return;
+    }
+    const magnitude = Math.abs(value);
+    let low = magnitude >>> 0;
+    let high = Math.floor(magnitude / TWO_POW_32) >>> 0;
+    if (value < 0) {
+      low = (~low + 1) >>> 0;
+      high = (~high + (low === 0 ? 1 : 0)) >>> 0;
+    }
+    this.reserve(10);
+    const buffer = this.buffer;
+    while (high > 0 || low > 127) {
+      buffer[this.pos++] = (low & 0x7f) | 0x80;
+      low = ((low >>> 7) | (high << 25)) >>> 0;
+      high >>>= 7;
+    }
+    buffer[this.pos++] = low;
+  }
+
+  fixed32(value: number): void {
+    this.reserve(4);
+    this.uint32(value);
+  }
+
+  /** Four little-endian bytes; the caller reserved room. */
+  uint32(value: number): void {
+    const buffer = this.buffer;
+    buffer[this.pos] = value & 0xff;
+    buffer[this.pos + 1] = (value >>> 8) & 0xff;
+    buffer[this.pos + 2] = (value >>> 16) & 0xff;
+    buffer[this.pos + 3] = (value >>> 24) & 0xff;
+    this.pos += 4;
+  }
+
+  double(value: number): void {
+    this.reserve(8);
+    this.buffer.writeDoubleLE(value, this.pos);
+    this.pos += 8;
+  }
+
+  /** HrTime `[seconds, nanoseconds]` as fixed64 nanoseconds, exactly, without BigInt. */
+  hrTime(time: HrTime): void {
+    const seconds = time[0];
+    const secondsHigh = Math.floor(seconds / 65536);
+    const nanosHigh = secondsHigh * 1e9; // × 2^16 below; exact, below 2^53
+    const lowPart = (nanosHigh % 65536) * 65536 + (seconds - secondsHigh * 65536) * 1e9 + time[1];
+    const low = lowPart % TWO_POW_32;
+    const high = Math.floor(nanosHigh / 65536) + Math.floor(lowPart / TWO_POW_32);
+    this.reserve(8);
+    this.uint32(low);
+    this.uint32(high);
+  }
+
+  /** A string with its length prefix. */
+  string(value: string): void {
+    const length = value.length;
+    if (length <= SHORT_STRING) {
+      this.reserve(1 + 3 * length);
+      const buffer = this.buffer;
+      const start = this.pos;
+      let at = start + 1;
+      for (let i = 0; i < length; i++) {
+        const code = value.charCodeAt(i);
+        if (code >= 0x80) {
+          at = start + 1 + buffer.write(value, start + 1, 'utf8');
+          break;
+        }
+        buffer[at++] = code;
+      }
+      buffer[start] = at - start - 1;
+      this.pos = at;
+      return;
+    }
+    const bytes = Buffer.byteLength(value, 'utf8');
+    this.varint(bytes);
+    this.reserve(bytes);
+    this.pos += this.buffer.write(value, this.pos, 'utf8');
+  }
+
+  bytes(value: Uint8Array): void {
+    this.varint(value.length);
+    this.raw(value);
+  }
+
+  raw(value: Uint8Array): void {
+    const length = value.length;
+    this.reserve(length);
+    if (length > 64) {
+      this.buffer.set(value, this.pos);
+      this.pos += length;
+      return;
+    }
+    // Short copies (attribute keys) are cheaper in a loop than through the native call.
+    const buffer = this.buffer;
+    let at = this.pos;
+    for (let i = 0; i < length; i++) buffer[at++] = value[i]!;
+    this.pos = at;
+  }
+
+  /** An id given as hex (trace and span ids), with its length prefix. */
+  hexId(hex: string): void {
+    const length = hex.length >>> 1;
+    this.reserve(1 + length);
+    const buffer = this.buffer;
+    buffer[this.pos++] = length;
+    for (let i = 0; i < length; i++) {
+      const high = HEX_VALUES[hex.charCodeAt(2 * i) & 0x7f]!;
+      const low = HEX_VALUES[hex.charCodeAt(2 * i + 1) & 0x7f]!;
+      buffer[this.pos++] = ((high << 4) | low) & 0xff;
+    }
+  }
+
+  /** Starts a length-delimited field: reserves one byte for its length. */
+  begin(): number {
+    this.reserve(1);
+    return this.pos++;
+  }
+
+  /** Ends the field `begin` started, widening the length prefix (moving the body) past 127 bytes. */
+  end(start: number): void {
+    const length = this.pos - start - 1;
+    if (length < 128) {
+      this.buffer[start] = length;
+      return;
+    }
+    const prefix = length < 1 << 14 ? 2 : length < 1 << 21 ? 3 : length < 1 << 28 ? 4 : 5;
+    this.reserve(prefix - 1);
+    this.buffer.copyWithin(start + prefix, start + 1, this.pos);
+    this.pos += prefix - 1;
+    let rest = length;
+    let at = start;
+    while (rest > 127) {
+      this.buffer[at++] = (rest & 0x7f) | 0x80;
+      rest >>>= 7;
+    }
+    this.buffer[at] = rest;
+  }
+
+  finish(): Uint8Array {
+    return this.buffer.subarray(0, this.pos);
+  }
+}
+
+/** `KeyValue.key` (tag, length, bytes) per attribute key, encoded once. */
+const encodedKeys = new Map<string, Uint8Array>();
+
+function writeKey(writer: ProtobufWriter, key: string): void {
+  let encoded = encodedKeys.get(key);
+  if (encoded === undefined) {
+    const scratch = new ProtobufWriter(8 + 3 * key.length);
+    scratch.byte(tag(1, WIRE_LENGTH_DELIMITED));
+    scratch.string(key);
+    encoded = Uint8Array.prototype.slice.call(scratch.finish());
+    if (encodedKeys.size < MAX_CACHED_KEYS) encodedKeys.set(key, encoded);
+  }
+  writer.raw(encoded);
+}
+
+function writeAnyValue(writer: ProtobufWriter, value: unknown): void {
+  switch (typeof value) {
+    case 'string':
+      writer.byte(tag(1, WIRE_LENGTH_DELIMITED));
+      writer.string(value);
+      return;
+    case 'boolean':
+      writer.byte(tag(2, WIRE_VARINT));
+      writer.byte(value ? 1 : 0);
+      return;
+    case 'number':
+      if (Number.isInteger(value) && value >= MIN_INT64 && value < MAX_INT64) {
+        writer.byte(tag(3, WIRE_VARINT));
+        writer.int64(value);
+      } else {
+        writer.byte(tag(4, WIRE_FIXED64));
+        writer.double(value);
+      }
+      return;
+    case 'object': {
+      if (value === null) return;
+      if (value instanceof Uint8Array) {
+        writer.byte(tag(7, WIRE_LENGTH_DELIMITED));
+        writer.bytes(value);
+        return;
+      }
+      if (Array.isArray(value)) {
+        writer.byte(tag(5, WIRE_LENGTH_DELIMITED));
+        const array = writer.begin();
+        for (const item of value) {
+          writer.byte(tag(1, WIRE_LENGTH_DELIMITED));
+          const element = writer.begin();
+          writeAnyValue(writer, item);
+          writer.end(element);
+        }
+        writer.end(array);
+        return;
+      }
+      writer.byte(tag(6, WIRE_LENGTH_DELIMITED));
+      const list = writer.begin();
+      writeAttributes(writer, value as Attributes, 1);
+      writer.end(list);
+      return;
+    }
+    default:
+      return;
+  }
+}
+
+function writeAttributes(writer: ProtobufWriter, attributes: Attributes, field: number): void {
+  const fieldTag = tag(field, WIRE_LENGTH_DELIMITED);
+  for (const key in attributes) {
+    if (!Object.hasOwn(attributes, key)) continue;
+    writer.byte(fieldTag);
+    const keyValue = writer.begin();
+    writeKey(writer, key);
+    writer.byte(tag(2, WIRE_LENGTH_DELIMITED));
+    const anyValue = writer.begin();
+    writeAnyValue(writer, attributes[key]);
+    writer.end(anyValue);
+    writer.end(keyValue);
+  }
+}
+
+function spanFlags(traceFlags: number, isRemote: boolean | undefined): number {
+  return (
+    (traceFlags & 0xff) | SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE | (isRemote ? SPAN_FLAGS_CONTEXT_IS_REMOTE : 0)
+  );
+}
+
+function writeCount(writer: ProtobufWriter, field: number, count: number | undefined): void {
+  if (!count) return;
+  writer.byte(tag(field, WIRE_VARINT));
+  writer.varint(count);
+}
+
+function writeEvent(writer: ProtobufWriter, event: TimedEvent): void {
+  writer.byte(tag(11, WIRE_LENGTH_DELIMITED));
+  const start = writer.begin();
+  writer.byte(tag(1, WIRE_FIXED64));
+  writer.hrTime(event.time);
+  writer.byte(tag(2, WIRE_LENGTH_DELIMITED));
+  writer.string(event.name);
+  if (event.attributes) writeAttributes(writer, event.attributes, 3);
+  writeCount(writer, 4, event.droppedAttributesCount);
+  writer.end(start);
+}
+
+function writeLink(writer: ProtobufWriter, link: Link): void {
+  writer.byte(tag(13, WIRE_LENGTH_DELIMITED));
+  const start = writer.begin();
+  const linked: SpanContext = link.context;
+  writer.byte(tag(1, WIRE_LENGTH_DELIMITED));
+  writer.hexId(linked.traceId);
+  writer.byte(tag(2, WIRE_LENGTH_DELIMITED));
+  writer.hexId(linked.spanId);
+  const traceState = linked.traceState?.serialize();
+  if (traceState) {
+    writer.byte(tag(3, WIRE_LENGTH_DELIMITED));
+    writer.string(traceState);
+  }
+  if (link.attributes) writeAttributes(writer, link.attributes, 4);
+  writeCount(writer, 5, link.droppedAttributesCount);
+  writer.byte(tag(6, WIRE_FIXED32));
+  writer.fixed32(spanFlags(linked.traceFlags, linked.isRemote));
+  writer.end(start);
+}
+
+function writeSpan(writer: ProtobufWriter, span: ReadableSpan): void {
+  writer.byte(tag(2, WIRE_LENGTH_DELIMITED));
+  const start = writer.begin();
+  const spanContext = span.spanContext();
+  writer.byte(tag(1, WIRE_LENGTH_DELIMITED));
+  writer.hexId(spanContext.traceId);
+  writer.byte(tag(2, WIRE_LENGTH_DELIMITED));
+  writer.hexId(spanContext.spanId);
+  const traceState = spanContext.traceState?.serialize();
+  if (traceState) {
+    writer.byte(tag(3, WIRE_LENGTH_DELIMITED));
+    writer.string(traceState);
+  }
+  const parent = span.parentSpanContext;
+  if (parent?.spanId) {
+    writer.byte(tag(4, WIRE_LENGTH_DELIMITED));
+    writer.hexId(parent.spanId);
+  }
+  writer.byte(tag(5, WIRE_LENGTH_DELIMITED));
+  writer.string(span.name);
+  // OTLP's SpanKind counts from SPAN_KIND_UNSPECIFIED = 0; the API's from INTERNAL = 0.
+  writer.byte(tag(6, WIRE_VARINT));
+  writer.byte(span.kind + 1);
+  writer.byte(tag(7, WIRE_FIXED64));
+  writer.hrTime(span.startTime);
+  writer.byte(tag(8, WIRE_FIXED64));
+  writer.hrTime(span.endTime);
+  writeAttributes(writer, span.attributes, 9);
+  writeCount(writer, 10, span.droppedAttributesCount);
+  for (const event of span.events) writeEvent(writer, event);
+  writeCount(writer, 12, span.droppedEventsCount);
+  for (const link of span.links) writeLink(writer, link);
+  writeCount(writer, 14, span.droppedLinksCount);
+  const status = span.status;
+  writer.byte(tag(15, WIRE_LENGTH_DELIMITED));
+  const statusStart = writer.begin();
+  if (status.message) {
+    writer.byte(tag(2, WIRE_LENGTH_DELIMITED));
+    writer.string(status.message);
+  }
+  writer.byte(tag(3, WIRE_VARINT));
+  writer.varint(status.code);
+  writer.end(statusStart);
+  // Field 16 takes a two-byte tag.
+  writer.byte(0x85);
+  writer.byte(0x01);
+  writer.fixed32(spanFlags(spanContext.traceFlags, parent?.isRemote));
+  writer.end(start);
+}
+
+/** `ResourceSpans.resource` and `ScopeSpans.scope`, tags included, per object: they repeat in every batch. */
+const encodedResources = new WeakMap<Resource, Uint8Array>();
+const encodedScopes = new WeakMap<InstrumentationScope, Uint8Array>();
+
+function encodeOnce<T extends object>(
+  cache: WeakMap<T, Uint8Array>,
+  key: T,
+  encode: (writer: ProtobufWriter) => void,
+) {
+  let encoded = cache.get(key);
+  if (encoded === undefined) {
+    const writer = new ProtobufWriter(256);
+    encode(writer);
+    encoded = Uint8Array.prototype.slice.call(writer.finish());
+    cache.set(key, encoded);
+  }
+  return encoded;
+}
+
+function writeResource(writer: ProtobufWriter, resource: Resource): void {
+  writer.byte(tag(1, WIRE_LENGTH_DELIMITED));
+  const start = writer.begin();
+  writeAttributes(writer, resource.attributes, 1);
+  writer.end(start);
+}
+
+function resourceHeader(resource: Resource): Uint8Array {
+  // Attributes still being detected would be missing from the cached copy: encode afresh until then.
+  if (resource.asyncAttributesPending) {
+    const writer = new ProtobufWriter(256);
+    writeResource(writer, resource);
+    return writer.finish();
+  }
+  return encodeOnce(encodedResources, resource, (writer) => writeResource(writer, resource));
+}
+
+function scopeHeader(scope: InstrumentationScope & { attributes?: Attributes }): Uint8Array {
+  return encodeOnce(encodedScopes, scope, (writer) => {
+    writer.byte(tag(1, WIRE_LENGTH_DELIMITED));
+    const start = writer.begin();
+    writer.byte(tag(1, WIRE_LENGTH_DELIMITED));
+    writer.string(scope.name);
+    if (scope.version) {
+      writer.byte(tag(2, WIRE_LENGTH_DELIMITED));
+      writer.string(scope.version);
+    }
+    if (scope.attributes) writeAttributes(writer, scope.attributes, 3);
+    writer.end(start);
+  });
+}
+
+function groupByResourceAndScope(spans: readonly ReadableSpan[]) {
+  const byResource = new Map<Resource, Map<InstrumentationScope, ReadableSpan[]>>();
+  for (const span of spans) {
+    let byScope = byResource.get(span.resource);
+    if (byScope === undefined) {
+      byScope = new Map();
+      byResource.set(span.resource, byScope);
+    }
+    const group = byScope.get(span.instrumentationScope);
+    if (group === undefined) byScope.set(span.instrumentationScope, [span]);
+    else group.push(span);
+  }
+  return byResource;
+}
+
+/** Encodes spans as one OTLP `ExportTraceServiceRequest`. */
+export function encodeTraceExportRequest(spans: readonly ReadableSpan[]): Uint8Array {
+  const writer = new ProtobufWriter(1024 + spans.length * 512);
+  for (const [resource, byScope] of groupByResourceAndScope(spans)) {
+    writer.byte(tag(1, WIRE_LENGTH_DELIMITED));
+    const resourceSpans = writer.begin();
+    writer.raw(resourceHeader(resource));
+    for (const [scope, group] of byScope) {
+      writer.byte(tag(2, WIRE_LENGTH_DELIMITED));
+      const scopeSpans = writer.begin();
+      writer.raw(scopeHeader(scope));
+      for (const span of group) writeSpan(writer, span);
+      if (scope.schemaUrl) {
+        writer.byte(tag(3, WIRE_LENGTH_DELIMITED));
+        writer.string(scope.schemaUrl);
+      }
+      writer.end(scopeSpans);
+    }
+    if (resource.schemaUrl) {
+      writer.byte(tag(3, WIRE_LENGTH_DELIMITED));
+      writer.string(resource.schemaUrl);
+    }
+    writer.end(resourceSpans);
+  }
+  return writer.finish();
+}
