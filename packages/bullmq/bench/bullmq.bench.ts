@@ -7,10 +7,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createSextant } from '@sextant/core';
-import { type ConnectionOptions, Queue, Worker } from 'bullmq';
+import { type ConnectionOptions, Queue, type Telemetry, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { machineLine, writeSection } from '../../../tooling/bench/harness.ts';
-import { createBullMQTelemetry, observeWorker, type SextantBullMQTelemetry } from '../src/index.ts';
+import { createBullMQTelemetry, observeWorker } from '../src/index.ts';
 
 const JOBS = Number(process.env.BENCH_JOBS ?? 2000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
@@ -48,7 +48,33 @@ interface Candidate {
 
 const prefix = `sextant-bench-${randomUUID().slice(0, 8)}`;
 
-function candidate(name: string, telemetry: SextantBullMQTelemetry | undefined): Candidate {
+/**
+ * A telemetry option that does nothing: what BullMQ's own telemetry code path costs (its `trace`
+ * wrapper around each operation, the extra awaits), before any instrumentation does any work.
+ */
+const DO_NOTHING_SPAN = {
+  setSpanOnContext: (ctx: unknown) => ctx,
+  setAttribute() {},
+  setAttributes() {},
+  addEvent() {},
+  recordException() {},
+  end() {},
+};
+const DO_NOTHING_TELEMETRY: Telemetry<unknown> = {
+  tracer: { startSpan: () => DO_NOTHING_SPAN },
+  contextManager: {
+    with: (_ctx, fn) => fn(),
+    active: () => undefined,
+    getMetadata: () => '',
+    fromMetadata: (ctx) => ctx,
+  },
+};
+
+function candidate(
+  name: string,
+  telemetry: Telemetry<never> | undefined,
+  observed = telemetry !== undefined,
+): Candidate {
   const options = telemetry ? { connection, prefix, telemetry } : { connection, prefix };
   const entry: Candidate = {
     name,
@@ -58,7 +84,7 @@ function candidate(name: string, telemetry: SextantBullMQTelemetry | undefined):
     onDrained: undefined,
   };
   entry.worker = new Worker(name, async (job) => job.data.n, { ...options, concurrency: CONCURRENCY });
-  if (telemetry) observeWorker(sextant, entry.worker);
+  if (observed) observeWorker(sextant, entry.worker);
   entry.worker.on('completed', () => {
     entry.processed += 1;
     if (entry.processed === JOBS) entry.onDrained?.();
@@ -94,6 +120,7 @@ function median(values: number[]): number {
 
 const candidates = [
   candidate('bench-bare', undefined),
+  candidate('bench-do-nothing', DO_NOTHING_TELEMETRY as Telemetry<never>, false),
   candidate('bench-sextant', createBullMQTelemetry(sextant)),
   candidate('bench-no-spans', createBullMQTelemetry(sextant, { spanOperations: [] })),
 ];
@@ -117,10 +144,17 @@ for (let index = 0; index < ROUNDS; index++) {
 const bare = samples.get('bench-bare')!;
 const traced = samples.get('bench-sextant')!;
 const unspanned = samples.get('bench-no-spans')!;
+const doNothing = samples.get('bench-do-nothing')!;
 const bareRate = median(bare.rates);
 const tracedRate = median(traced.rates);
 const rows = [
   ['BullMQ, no telemetry', bareRate, median(bare.cpu), 1],
+  [
+    "BullMQ + a do-nothing `telemetry` option (BullMQ's own telemetry code path)",
+    median(doNothing.rates),
+    median(doNothing.cpu),
+    median(doNothing.rates) / bareRate,
+  ],
   ['BullMQ + `@sextant/bullmq`', tracedRate, median(traced.cpu), tracedRate / bareRate],
   [
     'BullMQ + `@sextant/bullmq`, `spanOperations: []` (metrics and context, no spans)',

@@ -4,6 +4,7 @@ import pino, { type Bindings, type ChildLoggerOptions, type DestinationStream, t
 import type { ResolvedConfig } from './config.ts';
 import { getRequestState } from './context.ts';
 import type { InternalErrorSink } from './internal-errors.ts';
+import { LineWriter } from './line-writer.ts';
 import { createRedactor, type Redactor } from './redact.ts';
 
 /** The service a record comes from, written on every record as `service`, `service_version`, `deployment_environment`. */
@@ -304,7 +305,7 @@ function bindSafely(logger: SextantLogger): void {
  * service fields, and the trace, span and request ids of whatever request or job is active.
  *
  * Stdout is written asynchronously by default, in batches, so a request does not pay for a
- * system call per record; pino flushes what is pending when the process exits, also after an
+ * system call per record; what is pending is written when the process exits, also after an
  * uncaught exception. Only a SIGKILL can lose the last records; `logs.sync` (`SEXTANT_LOG_SYNC`)
  * trades one write per record for that guarantee.
  */
@@ -315,9 +316,11 @@ export function createLogger(
 ): Logger {
   let destination: DestinationStream | undefined = config.logs.destination;
   if (destination === undefined) {
-    const stdout = pino.destination({ dest: 1, sync: config.logs.sync });
-    stdout.on('error', (error) => sink.report('log_destination', error));
-    destination = stdout;
+    destination = new LineWriter({
+      fd: 1,
+      sync: config.logs.sync,
+      onError: (kind, error) => sink.report(kind, error),
+    });
   }
   const service: LoggerServiceFields = {
     service: config.serviceName,
@@ -392,8 +395,12 @@ const { chindingsSym, lsCacheSym, streamSym, timeSym } = pino.symbols;
 const LEVEL_VALUES = { info: 30, error: 50 } as const;
 const ACCESS_LOG_END = `,"msg":${JSON.stringify(ACCESS_LOG_MESSAGE)}}\n`;
 
+/** Printable ASCII without `"` and `\`: such a string is its own JSON body, no escaping. */
+const JSON_SAFE = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
 function jsonField(key: string, value: string): string {
-  return `,"${key}":${JSON.stringify(value)}`;
+  // Ids, methods, routes and most paths are plain ASCII; checking is cheaper than JSON.stringify.
+  return JSON_SAFE.test(value) ? `,"${key}":"${value}"` : `,"${key}":${JSON.stringify(value)}`;
 }
 
 /**

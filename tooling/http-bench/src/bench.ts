@@ -100,7 +100,8 @@ async function startServer(variant: VariantName, otlpBase: string): Promise<Serv
     execPath: 'taskset',
     execArgv: ['-c', SERVER_CORE, process.execPath, ...nodeArgs()],
     env: SERVER_ENV,
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    // Stdout is /dev/null: where Sextant's default log writer goes.
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
   const exited = once(child, 'exit').then(([code]) => {
     throw new Error(`http-bench: server ${variant} exited with code ${code} before it was ready`);
@@ -372,8 +373,9 @@ function report(
     'Sextant and the peer stack both trace every request (sampler `always_on`) with OTLP/protobuf export to a ' +
       'loopback sink, through the same batch limits (`OTEL_BSP_MAX_QUEUE_SIZE=16384`, batch 512, delay 1 s); both ' +
       'collect Prometheus metrics (including the default runtime metrics); every variant that logs writes to ' +
-      "/dev/null through pino's asynchronous destination (`pino.destination({ dest: '/dev/null', sync: false })`), " +
-      'the kind Sextant writes stdout with by default. Sextant writes one access record per request; pino-http ' +
+      "/dev/null: the peer stacks through pino's asynchronous destination (`pino.destination({ dest: '/dev/null', " +
+      "sync: false })`), Sextant through its default stdout writer (the server's stdout is /dev/null). Sextant " +
+      'writes one access record per request; pino-http ' +
       "writes one (Express and Nest peer stacks); Fastify's logger writes two.",
     '',
     "Where Sextant's added CPU goes (Express, measured by switching features off with their environment " +
