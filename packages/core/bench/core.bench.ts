@@ -308,8 +308,13 @@ async function main(): Promise<void> {
   sink.child.kill();
   trace.disable();
 
-  const request = results[2]!.rows[1]!.cpuMicros;
-  const render = results[5]!.rows[1]!.cpuMicros / 1000;
+  const sextantRow = (group: string) => {
+    const result = results.find((candidate) => candidate.group.startsWith(group));
+    if (result === undefined) throw new Error(`core bench: no group named '${group}'`);
+    return result.rows[1]!.cpuMicros;
+  };
+  const request = sextantRow('HTTP request begin + end');
+  const render = sextantRow('/metrics rendering') / 1000;
   const lines = [
     '## @sextant/core: per-operation CPU',
     '',
