@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createClient } from '@libsql/client';
 import { PrismaLibSql } from '@prisma/adapter-libsql';
 import { PrismaPg } from '@prisma/adapter-pg';
@@ -11,18 +10,10 @@ import pg from 'pg';
 import { collectLines } from '../../../tooling/testing/log-collector.ts';
 import { PrismaClient as PostgresClient } from './generated/postgresql/client.ts';
 import { PrismaClient as SqliteClient } from './generated/sqlite/client.ts';
+import { migrations } from './readback.ts';
 
 export const POSTGRES_URL =
   process.env.SEXTANT_TEST_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
-
-/** The committed migrations of a fixture schema, in order. */
-function migrations(provider: 'postgresql' | 'sqlite'): string[] {
-  const directory = fileURLToPath(new URL(`./fixtures/${provider}/migrations/`, import.meta.url));
-  return readdirSync(directory)
-    .filter((name) => !name.includes('.'))
-    .sort()
-    .map((name) => readFileSync(join(directory, name, 'migration.sql'), 'utf8'));
-}
 
 export interface PostgresDatabase {
   readonly prisma: PostgresClient;

@@ -9,6 +9,7 @@ import { prismaHealthCheck, registerPgPoolMetrics, sextantPrisma } from '../src/
 import { PrismaClient as PostgresClient, Prisma as PostgresPrisma } from './generated/postgresql/client.ts';
 import { Prisma as SqlitePrisma } from './generated/sqlite/client.ts';
 import { type collectLines, openPostgres, openSqlite, POSTGRES_URL, testSextant } from './helpers.ts';
+import { dbSpans, metricLines } from './readback.ts';
 
 type Database = Awaited<ReturnType<typeof openPostgres>> | Awaited<ReturnType<typeof openSqlite>>;
 
@@ -19,15 +20,6 @@ const databases = [
   { system: 'postgresql', open: openPostgres, KnownError: PostgresPrisma.PrismaClientKnownRequestError },
   { system: 'sqlite', open: openSqlite, KnownError: SqlitePrisma.PrismaClientKnownRequestError },
 ] as const;
-
-function dbSpans(sextant: Sextant) {
-  return sextant.tracing.finishedSpans().filter((span) => span.attributes['db.system.name'] !== undefined);
-}
-
-async function metricLines(sextant: Sextant, prefix: string): Promise<string[]> {
-  const { body } = await sextant.metrics.render();
-  return body.split('\n').filter((line) => line.startsWith(prefix));
-}
 
 async function closedPort(): Promise<number> {
   const server = createServer();
