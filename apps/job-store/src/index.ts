@@ -11,14 +11,6 @@ export {
 } from './jobs.ts';
 export type { JobData, JobQueue, JobQueueOptions, ResolvedQueueSettings } from './queue.ts';
 export { DEFAULT_REDIS_URL, JOB_QUEUE_NAME } from './constants.ts';
-export {
-  CLOSE_TIMEOUT_MS,
-  closeRedisClient,
-  createJobQueue,
-  JOB_ATTEMPTS,
-  queueSettings,
-  RETRY_BACKOFF_MS,
-  reportConnectionErrors,
-} from './queue.ts';
+export { createJobQueue, JOB_ATTEMPTS, queueSettings, RETRY_BACKOFF_MS } from './queue.ts';
 export type { JobStatus, JobStore, JobStoreOptions } from './store.ts';
 export { createJobStore, DEFAULT_SQLITE_FILE, JOB_STATUSES } from './store.ts';

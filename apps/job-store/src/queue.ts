@@ -1,5 +1,9 @@
-import { setTimeout as sleep } from 'node:timers/promises';
-import { createBullMQTelemetry, createRedisHealthCheck } from '@sextant/bullmq';
+import {
+  closeRedisClient,
+  createBullMQTelemetry,
+  createRedisHealthCheck,
+  reportConnectionErrors,
+} from '@sextant/bullmq';
 import type { Sextant } from '@sextant/core';
 import { Queue, type QueueOptions } from 'bullmq';
 import { DEFAULT_REDIS_URL, JOB_QUEUE_NAME } from './constants.ts';
@@ -58,58 +62,4 @@ export function createJobQueue(sextant: Sextant, options: JobQueueOptions = {}):
   sextant.health.register(createRedisHealthCheck(queue));
   sextant.onShutdown(() => closeRedisClient(sextant, queue, 'job queue'));
   return queue;
-}
-
-/** A repeated connection error is logged again after this long (ioredis retries every second or so). */
-const REPEAT_ERROR_LOG_MS = 30_000;
-
-/**
- * BullMQ re-emits its connection's errors; unheard, an `error` event would crash the process.
- * Logged at `warn`: once per distinct message, and again every 30 s while it repeats.
- */
-export function reportConnectionErrors(
-  sextant: Sextant,
-  emitter: { on(event: 'error', listener: (error: Error) => void): unknown },
-  what: string,
-): void {
-  let lastMessage = '';
-  let loggedAt = Number.NEGATIVE_INFINITY;
-  emitter.on('error', (error) => {
-    const now = performance.now();
-    if (error.message === lastMessage && now - loggedAt < REPEAT_ERROR_LOG_MS) return;
-    lastMessage = error.message;
-    loggedAt = now;
-    sextant.logger.warn({ err: error }, `${what}: Redis connection error`);
-  });
-}
-
-/** How long a BullMQ queue or worker may take to close at shutdown. */
-export const CLOSE_TIMEOUT_MS = 2000;
-
-/**
- * Closes a BullMQ queue or worker at shutdown without letting a Redis outage hold the process:
- * with Redis away, `close` fails (its QUIT cannot be sent, and ioredis would then go on
- * reconnecting) or never ends, so after a failure or {@link CLOSE_TIMEOUT_MS} the connection is
- * disconnected instead. That disconnect is not awaited: it can wait for an `end` event that a
- * dead connection never emits.
- */
-export async function closeRedisClient(
-  sextant: Sextant,
-  target: { close(): Promise<void>; disconnect(): Promise<void> },
-  what: string,
-  timeoutMs = CLOSE_TIMEOUT_MS,
-): Promise<void> {
-  const closed = await Promise.race([
-    target.close().then(
-      () => true,
-      () => false,
-    ),
-    sleep(timeoutMs, false, { ref: false }),
-  ]);
-  if (closed) return;
-  sextant.logger.warn(
-    { timeout_ms: timeoutMs },
-    `${what}: Redis connection did not close cleanly, disconnecting`,
-  );
-  target.disconnect().catch(() => undefined);
 }

@@ -1,16 +1,14 @@
 import type { AddressInfo } from 'node:net';
-import { createBullMQTelemetry, observeQueueDepth, observeWorker } from '@sextant/bullmq';
-import { createSextant } from '@sextant/core';
-import { Worker, type WorkerOptions } from 'bullmq';
 import {
   closeRedisClient,
-  createJobQueue,
-  createJobStore,
-  JOB_QUEUE_NAME,
-  type JobData,
-  queueSettings,
+  createBullMQTelemetry,
+  observeQueueDepth,
+  observeWorker,
   reportConnectionErrors,
-} from 'job-store';
+} from '@sextant/bullmq';
+import { createSextant } from '@sextant/core';
+import { Worker, type WorkerOptions } from 'bullmq';
+import { createJobQueue, createJobStore, JOB_QUEUE_NAME, type JobData, queueSettings } from 'job-store';
 import { createMetricsServer } from './metrics-server.ts';
 import { createProcessor } from './processor.ts';
 import { createSolver } from './solver/index.ts';

@@ -2,6 +2,7 @@
 
 export { ATTR, OUTCOMES } from './attributes.ts';
 export type { JobOutcome } from './attributes.ts';
+export { CLOSE_TIMEOUT_MS, closeRedisClient, reportConnectionErrors } from './connection.ts';
 export { createRedisHealthCheck } from './health.ts';
 export { observeQueueDepth } from './queue-depth.ts';
 export type { JobWithContext, SextantBullMQTelemetry } from './telemetry.ts';

@@ -1,0 +1,58 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Sextant } from '@sextant/core';
+
+/** A repeated connection error is logged again after this long (ioredis retries every second or so). */
+const REPEAT_ERROR_LOG_MS = 30_000;
+
+/** How long {@link closeRedisClient} lets a queue or worker take to close. */
+export const CLOSE_TIMEOUT_MS = 2000;
+
+/**
+ * BullMQ re-emits its Redis connection's errors on the queue or worker; unheard, an `error` event
+ * crashes the process. This listens and logs them at `warn` with Sextant's logger: once per
+ * distinct message, and again every 30 s while it repeats, so an outage is visible without
+ * flooding the logs. `what` names the client in the message (`'job queue'`).
+ */
+export function reportConnectionErrors(
+  sextant: Sextant,
+  emitter: { on(event: 'error', listener: (error: Error) => void): unknown },
+  what: string,
+): void {
+  let lastMessage = '';
+  let loggedAt = Number.NEGATIVE_INFINITY;
+  emitter.on('error', (error) => {
+    const now = performance.now();
+    if (error.message === lastMessage && now - loggedAt < REPEAT_ERROR_LOG_MS) return;
+    lastMessage = error.message;
+    loggedAt = now;
+    sextant.logger.warn({ err: error }, `${what}: Redis connection error`);
+  });
+}
+
+/**
+ * Closes a BullMQ queue or worker at shutdown without letting a Redis outage hold the process:
+ * with Redis away, `close` fails (its QUIT cannot be sent, and ioredis would then go on
+ * reconnecting) or never ends, so after a failure or `timeoutMs` the connection is disconnected
+ * instead, with one warn record. That disconnect is not awaited: it can wait for an `end` event
+ * that a dead connection never emits. Never rejects.
+ */
+export async function closeRedisClient(
+  sextant: Sextant,
+  target: { close(): Promise<void>; disconnect(): Promise<void> },
+  what: string,
+  timeoutMs = CLOSE_TIMEOUT_MS,
+): Promise<void> {
+  const closed = await Promise.race([
+    target.close().then(
+      () => true,
+      () => false,
+    ),
+    sleep(timeoutMs, false, { ref: false }),
+  ]);
+  if (closed) return;
+  sextant.logger.warn(
+    { timeout_ms: timeoutMs },
+    `${what}: Redis connection did not close cleanly, disconnecting`,
+  );
+  target.disconnect().catch(() => undefined);
+}

@@ -1,0 +1,66 @@
+import { createSextant, type Sextant } from '@sextant/core';
+import { Queue } from 'bullmq';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { closeRedisClient, reportConnectionErrors } from '../src/index.ts';
+import { collectLines, freePort, startRedis, uniquePrefix, waitFor } from './helpers.ts';
+
+let sextant: Sextant;
+const logs = collectLines();
+
+beforeAll(() => {
+  sextant = createSextant({ serviceName: 'bullmq-connection-test', logs: { destination: logs }, env: {} });
+});
+afterAll(async () => {
+  await sextant.shutdown();
+});
+
+const warnings = (text: string) =>
+  logs.records().filter((record) => record.level === 'warn' && record.msg.includes(text));
+
+describe('Redis outages around a queue', () => {
+  it('logs a repeated connection error once instead of crashing on it, and still closes promptly', async () => {
+    const port = await freePort();
+    const redis = await startRedis(port);
+    const queue = new Queue(`${uniquePrefix()}-queue`, {
+      connection: { host: '127.0.0.1', port, maxRetriesPerRequest: null, retryStrategy: () => 50 },
+    });
+    reportConnectionErrors(sextant, queue, 'orders queue');
+    await queue.waitUntilReady();
+    redis.stop();
+    // ioredis retries every 50 ms here: many identical errors, one record.
+    await waitFor(
+      () => warnings('orders queue: Redis connection error').length > 0,
+      'the connection error record',
+    );
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(warnings('orders queue: Redis connection error')).toHaveLength(1);
+    expect(warnings('orders queue: Redis connection error')[0]!.err).toMatchObject({ type: 'Error' });
+
+    const started = performance.now();
+    await closeRedisClient(sextant, queue, 'orders queue', 300);
+    expect(performance.now() - started).toBeLessThan(2000);
+  });
+
+  it('disconnects, with one warn record, a client whose close does not end in time', async () => {
+    let disconnected = false;
+    const hung = {
+      close: () => new Promise<void>(() => undefined),
+      disconnect: async () => {
+        disconnected = true;
+      },
+    };
+    await closeRedisClient(sextant, hung, 'stuck worker', 100);
+    expect(disconnected).toBe(true);
+    expect(warnings('stuck worker: Redis connection did not close cleanly, disconnecting')).toEqual([
+      expect.objectContaining({ timeout_ms: 100 }),
+    ]);
+  });
+
+  it('closes quietly when Redis is there', async () => {
+    const queue = new Queue(`${uniquePrefix()}-queue`, { connection: { host: '127.0.0.1', port: 6379 } });
+    await queue.waitUntilReady();
+    const before = warnings('did not close cleanly').length;
+    await closeRedisClient(sextant, queue, 'healthy queue');
+    expect(warnings('did not close cleanly')).toHaveLength(before);
+  });
+});
