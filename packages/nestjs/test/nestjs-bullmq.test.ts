@@ -15,6 +15,7 @@ import { createSextant, getRequestId, runWithRequestId } from '@sextant/core';
 import { type Job, type Queue, QueueEvents } from 'bullmq';
 import { afterAll, describe, expect, it } from 'vitest';
 import { collectLines } from '../../../tooling/testing/log-collector.ts';
+import { waitFor } from '../../bullmq/test/helpers.ts';
 
 const url = new URL(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
 const connection = { host: url.hostname, port: Number(url.port || 6379) };
@@ -73,16 +74,6 @@ afterAll(async () => {
   await sextant.shutdown();
 });
 
-async function eventually<T>(read: () => T | undefined, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = read();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 describe('@nestjs/bullmq', () => {
   it('carries the request trace and request id from a queue Nest injects into a WorkerHost processor', async () => {
     const app = await NestFactory.createApplicationContext(OrdersModule, { logger: false });
@@ -106,8 +97,11 @@ describe('@nestjs/bullmq', () => {
 
       expect(processor.seen).toEqual([{ traceId: requestTraceId, requestId: 'req-nest-bullmq-1' }]);
       const spans = sextant.tracing.finishedSpans();
-      const publish = await eventually(() => spans.find((span) => span.name === `add ${QUEUE}`));
-      const attempt = await eventually(() => spans.find((span) => span.name === `process ${QUEUE}`));
+      const publish = await waitFor(() => spans.find((span) => span.name === `add ${QUEUE}`), 'the add span');
+      const attempt = await waitFor(
+        () => spans.find((span) => span.name === `process ${QUEUE}`),
+        'the attempt span',
+      );
       expect(publish.spanContext().traceId).toBe(requestTraceId);
       expect(attempt.kind).toBe(SpanKind.CONSUMER);
       expect(attempt.parentSpanContext?.spanId).toBe(publish.spanContext().spanId);

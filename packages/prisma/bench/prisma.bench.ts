@@ -6,7 +6,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { context, TraceFlags, trace } from '@opentelemetry/api';
+import { context } from '@opentelemetry/api';
 import { createSextant } from '@sextant/core';
 import {
   type Candidate,
@@ -18,6 +18,7 @@ import {
 } from '../../../tooling/bench/harness.ts';
 import { sextantPrisma } from '../src/index.ts';
 import { generateClients } from '../test/generate.ts';
+import { unsampledParent } from '../test/readback.ts';
 
 const BUDGET_MICROS = 15;
 const MEASURE = { iterations: 2_000, rounds: 11, warmup: 1_000, yieldEvery: 100 };
@@ -46,12 +47,7 @@ const sextant = createSextant({
   logs: { level: 'warn' },
   env: {},
 });
-const unsampled = trace.setSpanContext(context.active(), {
-  traceId: '0af7651916cd43dd8448eb211c80319c',
-  spanId: 'b7ad6b7169203331',
-  traceFlags: TraceFlags.NONE,
-  isRemote: true,
-});
+const unsampled = unsampledParent();
 
 function ignore(): void {}
 

@@ -1,5 +1,5 @@
 import { createServer } from 'node:net';
-import { context, SpanKind, SpanStatusCode, TraceFlags, trace } from '@opentelemetry/api';
+import { context, SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { PrismaPg } from '@prisma/adapter-pg';
 import type { Sextant } from '@sextant/core';
 import pg from 'pg';
@@ -9,7 +9,7 @@ import { prismaHealthCheck, registerPgPoolMetrics, sextantPrisma } from '../src/
 import { PrismaClient as PostgresClient, Prisma as PostgresPrisma } from './generated/postgresql/client.ts';
 import { Prisma as SqlitePrisma } from './generated/sqlite/client.ts';
 import { type collectLines, openPostgres, openSqlite, POSTGRES_URL, testSextant } from './helpers.ts';
-import { dbSpans, metricLines } from './readback.ts';
+import { dbSpans, metricLines, unsampledParent } from './readback.ts';
 
 type Database = Awaited<ReturnType<typeof openPostgres>> | Awaited<ReturnType<typeof openSqlite>>;
 
@@ -83,12 +83,7 @@ describe.each(databases)('on $system', ({ system, open, KnownError }) => {
   it('starts no span under an unsampled parent, but still records the duration', async () => {
     const prisma = extend();
     const before = await metricLines(sextant, 'db_client_operation_duration_seconds_count');
-    const unsampled = trace.setSpanContext(context.active(), {
-      traceId: '0af7651916cd43dd8448eb211c80319c',
-      spanId: 'b7ad6b7169203331',
-      traceFlags: TraceFlags.NONE,
-      isRemote: true,
-    });
+    const unsampled = unsampledParent();
     // Prisma queries are lazy: they run when awaited, so the await belongs inside the context.
     await context.with(unsampled, async () => await prisma.job.count());
     expect(dbSpans(sextant)).toEqual([]);
@@ -361,12 +356,7 @@ describe('with a sampler that ignores the parent', () => {
 
   it('leaves the decision to the tracer: an unsampled parent still gets a sampled DB span', async () => {
     const prisma = db.prisma.$extends(sextantPrisma(sextant));
-    const unsampled = trace.setSpanContext(context.active(), {
-      traceId: '0af7651916cd43dd8448eb211c80319c',
-      spanId: 'b7ad6b7169203331',
-      traceFlags: TraceFlags.NONE,
-      isRemote: true,
-    });
+    const unsampled = unsampledParent();
     await context.with(unsampled, async () => await prisma.job.count());
     const [span] = dbSpans(sextant);
     expect(span?.name).toBe('count Job');

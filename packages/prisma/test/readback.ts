@@ -5,6 +5,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { type Context, context, TraceFlags, trace } from '@opentelemetry/api';
 import type { Sextant } from '@sextant/core';
 
 /** The committed migrations of a fixture schema, in order. */
@@ -23,4 +24,14 @@ export function dbSpans(sextant: Sextant) {
 export async function metricLines(sextant: Sextant, prefix: string): Promise<string[]> {
   const { body } = await sextant.metrics.render();
   return body.split('\n').filter((line) => line.startsWith(prefix));
+}
+
+/** A context whose parent span came in unsampled (a remote `traceparent` with flags 00). */
+export function unsampledParent(): Context {
+  return trace.setSpanContext(context.active(), {
+    traceId: '0af7651916cd43dd8448eb211c80319c',
+    spanId: 'b7ad6b7169203331',
+    traceFlags: TraceFlags.NONE,
+    isRemote: true,
+  });
 }

@@ -8,14 +8,14 @@ import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClient } from '@libsql/client';
-import { context, SpanKind, SpanStatusCode, TraceFlags, trace } from '@opentelemetry/api';
+import { context, SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { PrismaLibSQL } from '@prisma/adapter-libsql';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { createSextant, type Sextant } from '@sextant/core';
 import { prismaHealthCheck, sextantPrisma } from '@sextant/prisma';
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { dbSpans, metricLines, migrations } from '../../../packages/prisma/test/readback.ts';
+import { dbSpans, metricLines, migrations, unsampledParent } from '../../../packages/prisma/test/readback.ts';
 import { collectLines } from '../../testing/log-collector.ts';
 import { PrismaClient as PostgresClient, Prisma as PostgresPrisma } from './generated/postgresql/client.ts';
 import { PrismaClient as SqliteClient, Prisma as SqlitePrisma } from './generated/sqlite/client.ts';
@@ -124,12 +124,7 @@ describe.each(databases)('Prisma 6 on $system', ({ system, open, KnownError }) =
 
   it('starts no span under an unsampled parent, but still records the duration', async () => {
     const prisma = extend();
-    const unsampled = trace.setSpanContext(context.active(), {
-      traceId: '0af7651916cd43dd8448eb211c80319c',
-      spanId: 'b7ad6b7169203331',
-      traceFlags: TraceFlags.NONE,
-      isRemote: true,
-    });
+    const unsampled = unsampledParent();
     await context.with(unsampled, async () => await prisma.job.count());
     expect(dbSpans(sextant)).toEqual([]);
     expect(await metricLines(sextant, 'db_client_operation_duration_seconds_count')).toContain(
