@@ -21,8 +21,21 @@ export function setRequestState(ctx: Context, state: RequestState): Context {
   return ctx.setValue(kRequestState, state);
 }
 
+// A class rather than an object literal: V8 may decide to allocate a literal's objects straight in
+// the old generation (allocation-site pretenuring, after a warm-up in which they happened to
+// survive), and an old state object then keeps everything a request hangs on it alive until the
+// next full collection. Under load in a Nest app that doubled the cost of minor GCs.
+class MutableRequestState implements RequestState {
+  readonly requestId: string;
+  userId: string | undefined = undefined;
+  tenantId: string | undefined = undefined;
+  constructor(requestId: string) {
+    this.requestId = requestId;
+  }
+}
+
 export function createRequestState(requestId: string): RequestState {
-  return { requestId, userId: undefined, tenantId: undefined };
+  return new MutableRequestState(requestId);
 }
 
 /** The correlation id of the active request or job, if any. */

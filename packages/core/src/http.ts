@@ -68,7 +68,7 @@ export interface HttpExchange {
   /** Run the handler inside this context (`context.with(exchange.context, next)`). */
   readonly context: Context;
   readonly requestId: string;
-  /** Headers to set on the response: the correlation id and `traceresponse`. */
+  /** Headers to set on the response: the correlation id and `traceresponse` (a new array on each read). */
   readonly responseHeaders: ReadonlyArray<readonly [string, string]>;
   /** False for Sextant's own endpoints and ignored paths: nothing is recorded for them. */
   readonly recorded: boolean;
@@ -107,13 +107,23 @@ const OTHER_METHOD = '_OTHER';
 /** On a request's RequestState: its exchange, so code holding only the context can reach it. */
 const kExchange = Symbol('sextant.exchange');
 const ABORTED = 'aborted';
+const TRACE_RESPONSE_HEADER = 'traceresponse';
 
+/**
+ * Everything here lives as long as its request. Per-request objects that live that long are class
+ * instances, not literals: V8 may allocate a literal's objects straight into the old generation
+ * (allocation-site pretenuring, decided after a warm-up burst in which they survived), and an old
+ * object keeps whatever young objects it points to alive until the next full collection. Under
+ * load that made every minor GC copy and promote megabytes.
+ */
 class ServerExchange implements HttpExchange {
   ended = false;
   error: unknown = undefined;
   readonly context: Context;
   readonly requestId: string;
-  readonly responseHeaders: ReadonlyArray<readonly [string, string]>;
+  readonly requestIdHeader: string;
+  /** The `traceresponse` header's value, when the request has a valid span. */
+  readonly traceResponse: string | undefined;
   readonly recorded: boolean;
   readonly span: Span | undefined;
   /** The span belongs to someone else (auto-instrumentation): annotate it, never end it. */
@@ -127,7 +137,8 @@ class ServerExchange implements HttpExchange {
   constructor(
     ctx: Context,
     requestId: string,
-    responseHeaders: ReadonlyArray<readonly [string, string]>,
+    requestIdHeader: string,
+    traceResponse: string | undefined,
     recorded: boolean,
     span: Span | undefined,
     joined: boolean,
@@ -139,7 +150,8 @@ class ServerExchange implements HttpExchange {
   ) {
     this.context = ctx;
     this.requestId = requestId;
-    this.responseHeaders = responseHeaders;
+    this.requestIdHeader = requestIdHeader;
+    this.traceResponse = traceResponse;
     this.recorded = recorded;
     this.span = span;
     this.joined = joined;
@@ -148,6 +160,13 @@ class ServerExchange implements HttpExchange {
     this.userAgent = userAgent;
     this.startedAt = startedAt;
     this.finishInFlight = finishInFlight;
+  }
+
+  get responseHeaders(): ReadonlyArray<readonly [string, string]> {
+    const requestIdHeader: readonly [string, string] = [this.requestIdHeader, this.requestId];
+    return this.traceResponse === undefined
+      ? [requestIdHeader]
+      : [requestIdHeader, [TRACE_RESPONSE_HEADER, this.traceResponse]];
   }
 }
 
@@ -216,7 +235,8 @@ export function createHttpInstrumentation(deps: HttpInstrumentationDeps): HttpIn
     return new ServerExchange(
       context.active(),
       requestId,
-      [[requestIdHeader, requestId]],
+      requestIdHeader,
+      undefined,
       false,
       undefined,
       false,
@@ -268,18 +288,19 @@ export function createHttpInstrumentation(deps: HttpInstrumentationDeps): HttpIn
     let ctx = span && !joined ? trace.setSpan(parent, span) : parent;
     ctx = setRequestState(ctx, state);
 
-    const responseHeaders: Array<readonly [string, string]> = [[requestIdHeader, requestId]];
+    let traceResponse: string | undefined;
     const spanContext = span?.spanContext();
     if (spanContext && trace.isSpanContextValid(spanContext)) {
       const flags = spanContext.traceFlags & 1 ? '01' : '00';
-      responseHeaders.push(['traceresponse', `00-${spanContext.traceId}-${spanContext.spanId}-${flags}`]);
+      traceResponse = `00-${spanContext.traceId}-${spanContext.spanId}-${flags}`;
     }
 
     metrics.requestStarted(method);
     const exchange = new ServerExchange(
       ctx,
       requestId,
-      responseHeaders,
+      requestIdHeader,
+      traceResponse,
       true,
       span,
       joined,
