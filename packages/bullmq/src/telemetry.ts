@@ -249,11 +249,19 @@ class ProducerSpan implements BullMQSpan<Context> {
   }
 }
 
-/** What a job's metadata carried, read once when its attempt starts. */
-interface Arrival {
+/**
+ * What a job's metadata carried, read once when its attempt starts. A class, not an object
+ * literal: it lives as long as the attempt, and V8 may pretenure a literal's allocation site
+ * (see core's http.ts), which would keep every attempt's context alive until a full GC.
+ */
+class Arrival {
   /** The producer's context (baggage, request state) on an empty base, with the producer's span if it came. */
   readonly context: Context;
   readonly producer: SpanContext | undefined;
+  constructor(context: Context, producer: SpanContext | undefined) {
+    this.context = context;
+    this.producer = producer;
+  }
 }
 
 type ReportError = (kind: string, error: unknown) => void;
@@ -282,10 +290,10 @@ function arrivalOf(metadata: unknown, report: ReportError | undefined): Arrival 
   const carrier = parseCarrier(metadata, report);
   const extracted = carrier === undefined ? ROOT_CONTEXT : extractContext(carrier, ROOT_CONTEXT);
   const requestId = sanitizeRequestId(carrier?.[REQUEST_ID_FIELD]) ?? generateRequestId();
-  return {
-    context: setRequestState(extracted, createRequestState(requestId)),
-    producer: trace.getSpanContext(extracted),
-  };
+  return new Arrival(
+    setRequestState(extracted, createRequestState(requestId)),
+    trace.getSpanContext(extracted),
+  );
 }
 
 /**
