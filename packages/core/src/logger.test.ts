@@ -10,7 +10,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig, type SextantOptions } from './config.ts';
 import { createRequestState, ensureContextManager, setRequestState, setTenant, setUser } from './context.ts';
 import { createInternalErrorSink, type InternalErrorSink } from './internal-errors.ts';
-import { createLogger, logBusinessEvent, writeAccessLog } from './logger.ts';
+import { createLogger, formatMillis, logBusinessEvent, writeAccessLog } from './logger.ts';
 
 type LogRecord = Record<string, any>;
 
@@ -470,6 +470,24 @@ describe('business events', () => {
   });
 });
 
+describe('formatMillis', () => {
+  it.each([
+    [12.5, '12.5'],
+    [3, '3'],
+    [0.31245600000000002, '0.312'],
+    [0.0004, '0'],
+    [0.0005, '0.001'],
+    [1.05, '1.05'],
+    [10.1, '10.1'],
+    [999.9996, '1000'],
+    [2_000_000.25, '2000000.25'],
+    [-1.5, '-1.5'],
+  ])('writes %d ms as %s', (ms, text) => {
+    expect(formatMillis(ms)).toBe(text);
+    expect(JSON.parse(text)).toBe(Math.round(ms * 1000) / 1000);
+  });
+});
+
 describe('access log', () => {
   it('writes the request with span-attribute names, redacting only client strings', () => {
     const { logger, records } = harness();
@@ -489,7 +507,7 @@ describe('access log', () => {
         route: '/jobs',
         path: '/jobs',
         status: 503,
-        duration_ms: 3,
+        duration_ms: 3.0004999999999997,
         bytes: undefined,
         user_agent: undefined,
         error: new Error('queue down'),
@@ -521,6 +539,7 @@ describe('access log', () => {
     expect(failed).toMatchObject({
       level: 'error',
       http_response_status_code: 503,
+      duration_ms: 3,
       err: { type: 'Error', message: 'queue down' },
     });
   });

@@ -403,6 +403,25 @@ function jsonField(key: string, value: string): string {
   return JSON_SAFE.test(value) ? `,"${key}":"${value}"` : `,"${key}":${JSON.stringify(value)}`;
 }
 
+/** '001'...'999' without trailing zeros ('5' for 500): the fractional digits of a millisecond count. */
+const MICROS_DIGITS: readonly string[] = Array.from({ length: 1000 }, (_, micros) =>
+  String(micros).padStart(3, '0').replace(/0+$/, ''),
+);
+const MAX_EXACT_MICROS = 0x3fffffff;
+
+/**
+ * A duration in milliseconds as JSON, rounded to the microsecond (`12.5`, `0.031`, `3`). Timer
+ * differences carry binary noise (`0.31245600000000002`) that says nothing and costs a slow
+ * double-to-string conversion; small integers print from V8's number-string cache.
+ */
+export function formatMillis(ms: number): string {
+  const micros = Math.round(ms * 1000);
+  if (!(micros >= 0 && micros <= MAX_EXACT_MICROS)) return String(micros / 1000);
+  const whole = (micros / 1000) | 0;
+  const fraction = micros - whole * 1000;
+  return fraction === 0 ? `${whole}` : `${whole}.${MICROS_DIGITS[fraction]}`;
+}
+
 /**
  * The access log record of one HTTP request, named like the span attributes and metric labels
  * (`http_route`, `http_response_status_code`...). The record comes from Sextant's own HTTP code, so
@@ -426,7 +445,7 @@ export function writeAccessLog(
       http_route: record.route,
       url_path: redactor.string(record.path),
       http_response_status_code: record.status,
-      duration_ms: record.duration_ms,
+      duration_ms: Math.round(record.duration_ms * 1000) / 1000,
       http_response_body_size: record.bytes,
       user_agent_original: record.user_agent === undefined ? undefined : redactor.string(record.user_agent),
       client_address: record.remote_address,
@@ -455,7 +474,7 @@ export function writeAccessLog(
   line += jsonField('http_route', record.route);
   line += escapeLineSeparators(jsonField('url_path', redactor.string(record.path)));
   if (record.status !== undefined) line += `,"http_response_status_code":${record.status}`;
-  if (Number.isFinite(record.duration_ms)) line += `,"duration_ms":${record.duration_ms}`;
+  if (Number.isFinite(record.duration_ms)) line += `,"duration_ms":${formatMillis(record.duration_ms)}`;
   if (record.bytes !== undefined && Number.isFinite(record.bytes)) {
     line += `,"http_response_body_size":${record.bytes}`;
   }
