@@ -4,7 +4,7 @@
  * PostgreSQL (driver adapter pg) and SQLite (driver adapter libsql). Reproduce with `pnpm bench`
  * (or `pnpm --filter @sextant/prisma bench`); docs/benchmarks.md is regenerated.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { context } from '@opentelemetry/api';
 import { createSextant } from '@sextant/core';
@@ -37,9 +37,40 @@ async function startSink(): Promise<{ url: string; child: ChildProcess }> {
   return { url: `http://127.0.0.1:${chunk.toString().trim()}`, child };
 }
 
+const BENCH_CORE = '1';
+const SERVER_CORE = '0';
+
+/** Pins processes (every thread) to a core; false when the system refuses (no taskset, no right). */
+function pin(pids: number[], core: string): boolean {
+  try {
+    for (const pid of pids) execFileSync('taskset', ['-a', '-cp', core, String(pid)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The database server's backends and the OTLP sink do their work on the other core: on a two-core
+ * machine they would otherwise take turns with the measured process on its own core, and the
+ * PostgreSQL rows moved by ±20 µs between runs.
+ */
+async function pinPostgresBackends(pool: import('pg').Pool): Promise<boolean> {
+  // Open every connection the client may use, then move each backend serving this database.
+  await Promise.all(Array.from({ length: 4 }, () => pool.query('SELECT 1')));
+  const { rows } = await pool.query<{ pid: number }>(
+    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend'",
+  );
+  return pin(
+    rows.map((row) => row.pid),
+    SERVER_CORE,
+  );
+}
+
 await generateClients();
 const { openPostgres, openSqlite } = await import('../test/helpers.ts');
 const sink = await startSink();
+let pinned = pin([process.pid], BENCH_CORE) && pin([sink.child.pid!], SERVER_CORE);
 const sextant = createSextant({
   serviceName: 'prisma-bench',
   tracing: { endpoint: sink.url },
@@ -91,6 +122,7 @@ const results: GroupResult[] = [];
 const postgres = await openPostgres();
 try {
   await postgres.prisma.job.create({ data: { id: 'bench-1', status: 'queued', result: { n: 1 } } });
+  pinned = (await pinPostgresBackends(postgres.pool)) && pinned;
   results.push(
     await group('PostgreSQL (adapter-pg), findUnique by id', postgres.prisma as unknown as BenchClient),
   );
@@ -116,6 +148,9 @@ const lines = [
   '',
   'The empty query extension (`$allOperations: ({ args, query }) => query(args)`) is what Prisma charges for any',
   'query extension; the sampled row includes exporting its spans over OTLP to a local sink.',
+  pinned
+    ? `The bench runs on core ${BENCH_CORE}; the PostgreSQL backends serving it and the OTLP sink on core ${SERVER_CORE}.`
+    : '**Unpinned run** (taskset refused): the database server and the sink shared cores with the measured process.',
   '',
 ];
 let overBudget = false;
