@@ -20,7 +20,6 @@ import {
   PATH,
   pinSelf,
   type Sample,
-  type Server,
   startServer,
   startSink,
   stopServer,
@@ -131,44 +130,46 @@ async function main(): Promise<void> {
   pinSelf(LOAD_CORE);
   const spansSeen = TRACING_SWITCHED_OFF ? new Map<VariantName, string>() : await checkExports();
   const sink = await startSink();
-  const servers = new Map<VariantName, Server>();
-  for (const variant of SELECTED_VARIANTS)
-    servers.set(variant, await startServer(variant, `${sink.url}/${variant}`));
-
   const samples = new Map<VariantName, Sample[]>(SELECTED_VARIANTS.map((variant) => [variant, []]));
-  let maxRssKiB = new Map<VariantName, number>();
+  const maxRssKiB = new Map<VariantName, number>();
+  const exportedBytes = new Map<VariantName, number>(SELECTED_VARIANTS.map((variant) => [variant, 0]));
   try {
-    for (const variant of SELECTED_VARIANTS) await load(servers.get(variant)!.url, WARMUP_S, LOAD);
-    const exportedBefore = await sinkStats(sink.url);
     for (let round = 0; round < ROUNDS; round++) {
       // Rotate the order so that no variant always runs first, or right after the heaviest one.
       const order = SELECTED_VARIANTS.map(
         (_, i) => SELECTED_VARIANTS[(i + round) % SELECTED_VARIANTS.length]!,
       );
       for (const variant of order) {
-        const sample = await measure(servers.get(variant)!, DURATION_S, LOAD);
-        samples.get(variant)!.push(sample);
-        console.log(
-          `[http-bench] round ${round + 1}/${ROUNDS} ${variant}: ${fixed(sample.requestsPerSecond, 0)} req/s, ` +
-            `p99 ${sample.p99Ms} ms, ${fixed(sample.cpuMicrosPerRequest, 1)} µs CPU/req, core ${fixed(sample.coreBusy * 100, 0)}%`,
-        );
+        // A fresh process each round: V8 settles some heuristics once per process, during the
+        // warm-up (allocation-site pretenuring, what gets optimised), and one process for every
+        // round would let a single lucky or unlucky start decide the whole column.
+        const server = await startServer(variant, `${sink.url}/${variant}`);
+        try {
+          await load(server.url, WARMUP_S, LOAD);
+          // Bytes the sink received during the window: in the steady state, the warm-up's spans
+          // that leave inside it stand for the window's own that leave after it. (Flushing here
+          // instead makes the peer stack's SDK fail: "Concurrent export limit reached".)
+          const before = (await sinkStats(sink.url))[variant]?.bytes ?? 0;
+          const sample = await measure(server, DURATION_S, LOAD);
+          const after = (await sinkStats(sink.url))[variant]?.bytes ?? 0;
+          exportedBytes.set(variant, exportedBytes.get(variant)! + after - before);
+          const { maxRssKiB: rss } = await server.request({ type: 'usage' }, 'usage');
+          maxRssKiB.set(variant, Math.max(maxRssKiB.get(variant) ?? 0, rss));
+          samples.get(variant)!.push(sample);
+          console.log(
+            `[http-bench] round ${round + 1}/${ROUNDS} ${variant}: ${fixed(sample.requestsPerSecond, 0)} req/s, ` +
+              `p99 ${sample.p99Ms} ms, ${fixed(sample.cpuMicrosPerRequest, 1)} µs CPU/req, core ${fixed(sample.coreBusy * 100, 0)}%`,
+          );
+        } finally {
+          await stopServer(server);
+        }
       }
     }
-    for (const server of servers.values()) await server.request({ type: 'flush' }, 'flushed');
-    const exportedAfter = await sinkStats(sink.url);
-    maxRssKiB = new Map(
-      await Promise.all(
-        [...servers.values()].map(
-          async (server) =>
-            [server.variant, (await server.request({ type: 'usage' }, 'usage')).maxRssKiB] as const,
-        ),
-      ),
-    );
 
     const exportedBytesPerRequest = new Map<VariantName, number>();
     for (const variant of SELECTED_VARIANTS) {
       const served = samples.get(variant)!.reduce((sum, sample) => sum + sample.requests, 0);
-      const bytes = (exportedAfter[variant]?.bytes ?? 0) - (exportedBefore[variant]?.bytes ?? 0);
+      const bytes = exportedBytes.get(variant)!;
       exportedBytesPerRequest.set(variant, bytes / served);
       if (!variant.endsWith('-bare') && bytes === 0 && !TRACING_SWITCHED_OFF) {
         throw new Error(
@@ -181,7 +182,6 @@ async function main(): Promise<void> {
     const complete = SELECTED_FRAMEWORKS.length === FRAMEWORKS.length && !TRACING_SWITCHED_OFF;
     if (complete && process.env.BENCH_WRITE !== '0') writeSection('http', markdown);
   } finally {
-    for (const server of servers.values()) await stopServer(server);
     sink.child.disconnect();
   }
 }
@@ -240,7 +240,7 @@ function report(
     '',
     `${machineLine()}. Server on core 0 (\`taskset -c 0\`), autocannon and the OTLP sink on core 1; ` +
       `${CONNECTIONS} connections, pipelining ${PIPELINING}, \`GET /users/:id\` (small JSON); ` +
-      `${ROUNDS} interleaved rounds of ${DURATION_S} s after a ${WARMUP_S} s warm-up per variant; medians of the rounds.`,
+      `${ROUNDS} interleaved rounds, each variant in a fresh server process per round: a ${WARMUP_S} s warm-up, then ${DURATION_S} s measured; medians of the rounds, peak RSS the largest.`,
     '',
     'Reproduce: `pnpm bench` (every package) or ' +
       `\`BENCH_ROUNDS=${ROUNDS} BENCH_DURATION=${DURATION_S} pnpm --filter @sextant/http-bench bench\`.`,
@@ -273,7 +273,8 @@ function report(
       'span start and end (`pnpm --filter @sextant/core bench`).',
     '',
     'Run to run, the added CPU of the same code moves by about ±4 µs per request on these shared machines ' +
-      '(Express: +16.2 µs in one session, +20.8 µs in the run of this table). To measure a change, race the two ' +
+      '(Express: +16.2 µs and +20.8 µs in two runs on 2026-11-25, before each round got fresh processes). To ' +
+      'measure a change, race the two ' +
       'revisions in one run: `pnpm --filter @sextant/http-bench compare <variant> <baseline checkout>` ' +
       'interleaves them round after round, each round in fresh processes. Measured that way on 2026-11-25: ' +
       'V8 had pretenured the per-request state (an object literal) after the warm-up burst, so every minor GC ' +

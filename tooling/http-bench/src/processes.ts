@@ -80,6 +80,8 @@ export async function startServer(
   const exited = once(child, 'exit').then(([code]) => {
     throw new Error(`http-bench: server ${variant} exited with code ${code} before it was ready`);
   });
+  // Only the race below reads it: the server exits (stopServer) long after it was ready.
+  exited.catch(() => {});
   const [ready] = (await Promise.race([once(child, 'message'), exited])) as [ServerMessage];
   if (ready.type !== 'ready')
     throw new Error(`http-bench: server ${variant} sent ${ready.type} before ready`);
