@@ -263,14 +263,16 @@ function report(
       'writes one access record per request; pino-http ' +
       "writes one (Express and Nest peer stacks); Fastify's logger writes two.",
     '',
-    "Where Sextant's added CPU goes (Express, 2026-11-25, measured by switching features off with their " +
-      'environment variables, each run `BENCH_FRAMEWORKS=express BENCH_ROUNDS=3` with one of `SEXTANT_ACCESS_LOG=false`, ' +
-      '`OTEL_TRACES_EXPORTER=none`, `OTEL_SDK_DISABLED=true`, `SEXTANT_METRICS_ENABLED=false`; ±2 µs): of +17 µs, ' +
-      'tracing about 10 µs (creating and ending the span about 5, batching, encoding and sending OTLP about 5), the ' +
-      'access log record about 5 µs, metrics about 3 µs, and 1.3 µs with every feature off (the per-request ' +
-      'exchange, context through AsyncLocalStorage, the two response headers, the route template; 0.94 of bare). ' +
-      "The 0.90-of-bare goal leaves about 2 µs per request on this machine: less than the OpenTelemetry SDK's own " +
-      'span start and end (`pnpm --filter @sextant/core bench`).',
+    "Where Sextant's added CPU goes (Express, 2026-11-25, after the pretenuring fix, measured by switching " +
+      'features off with their environment variables, each run `BENCH_FRAMEWORKS=express BENCH_ROUNDS=3` with one ' +
+      'of `SEXTANT_ACCESS_LOG=false`, `OTEL_TRACES_EXPORTER=none`, `OTEL_SDK_DISABLED=true`, ' +
+      '`SEXTANT_METRICS_ENABLED=false`; ±2 µs): everything on +14.6 µs in that series; tracing about 9 µs (the span ' +
+      'about 2.4, batching, encoding and sending OTLP about 6.4: +8.2 with `OTEL_TRACES_EXPORTER=none`, +5.8 with ' +
+      'the SDK disabled), the access record about 3.6 µs (+11.0 without it), metrics within the noise (+16.4 ' +
+      'without them), and 1.4 µs with every feature off (the per-request exchange, context through ' +
+      'AsyncLocalStorage, the two response headers, the route template). The 0.90-of-bare goal leaves about 2 µs ' +
+      "per request on this machine: less than the OpenTelemetry SDK's own span start and end " +
+      '(`pnpm --filter @sextant/core bench`).',
     '',
     'Run to run, the added CPU of the same code moves by about ±4 µs per request on these shared machines ' +
       '(Express: +16.2 µs and +20.8 µs in two runs on 2026-11-25, before each round got fresh processes). To ' +
