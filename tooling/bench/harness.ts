@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
@@ -26,7 +27,8 @@ function cpuMicros(): number {
   return usage.user + usage.system;
 }
 
-function median(values: number[]): number {
+/** The middle value (the mean of the two middle ones for an even count). */
+export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
@@ -103,4 +105,17 @@ export function writeSection(section: string, markdown: string): void {
 
 export function machineLine(): string {
   return `Node ${process.version}, ${process.platform}/${process.arch}, run ${new Date().toISOString().slice(0, 10)}`;
+}
+
+/**
+ * Pins processes, every thread of each (libuv and V8 workers too; children inherit the mask), to
+ * one core. False when the system refuses: no taskset, or no right over a process.
+ */
+export function pinToCore(pids: readonly number[], core: string): boolean {
+  try {
+    for (const pid of pids) execFileSync('taskset', ['-a', '-cp', core, String(pid)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { createSextant } from '@sextant/core';
 import { type ConnectionOptions, Queue, type Telemetry, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { machineLine, writeSection } from '../../../tooling/bench/harness.ts';
+import { machineLine, median, writeSection } from '../../../tooling/bench/harness.ts';
 import { createBullMQTelemetry, observeWorker } from '../src/index.ts';
 
 const JOBS = Number(process.env.BENCH_JOBS ?? 2000);
@@ -110,12 +110,6 @@ async function round(entry: Candidate): Promise<{ jobsPerSecond: number; cpuMicr
   const seconds = (performance.now() - started) / 1000;
   const used = process.cpuUsage(cpu);
   return { jobsPerSecond: JOBS / seconds, cpuMicrosPerJob: (used.user + used.system) / JOBS };
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 const candidates = [

@@ -4,7 +4,7 @@
  * PostgreSQL (driver adapter pg) and SQLite (driver adapter libsql). Reproduce with `pnpm bench`
  * (or `pnpm --filter @sextant/prisma bench`); docs/benchmarks.md is regenerated.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { context } from '@opentelemetry/api';
 import { createSextant } from '@sextant/core';
@@ -14,6 +14,7 @@ import {
   type GroupResult,
   machineLine,
   measureGroup,
+  pinToCore,
   writeSection,
 } from '../../../tooling/bench/harness.ts';
 import { sextantPrisma } from '../src/index.ts';
@@ -40,16 +41,6 @@ async function startSink(): Promise<{ url: string; child: ChildProcess }> {
 const BENCH_CORE = '1';
 const SERVER_CORE = '0';
 
-/** Pins processes (every thread) to a core; false when the system refuses (no taskset, no right). */
-function pin(pids: number[], core: string): boolean {
-  try {
-    for (const pid of pids) execFileSync('taskset', ['-a', '-cp', core, String(pid)], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * The database server's backends and the OTLP sink do their work on the other core: on a two-core
  * machine they would otherwise take turns with the measured process on its own core, and the
@@ -57,11 +48,11 @@ function pin(pids: number[], core: string): boolean {
  */
 async function pinPostgresBackends(pool: import('pg').Pool): Promise<boolean> {
   // Open every connection the client may use, then move each backend serving this database.
-  await Promise.all(Array.from({ length: 4 }, () => pool.query('SELECT 1')));
+  await Promise.all(Array.from({ length: pool.options.max ?? 10 }, () => pool.query('SELECT 1')));
   const { rows } = await pool.query<{ pid: number }>(
     "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend'",
   );
-  return pin(
+  return pinToCore(
     rows.map((row) => row.pid),
     SERVER_CORE,
   );
@@ -70,7 +61,7 @@ async function pinPostgresBackends(pool: import('pg').Pool): Promise<boolean> {
 await generateClients();
 const { openPostgres, openSqlite } = await import('../test/helpers.ts');
 const sink = await startSink();
-let pinned = pin([process.pid], BENCH_CORE) && pin([sink.child.pid!], SERVER_CORE);
+let pinned = pinToCore([process.pid], BENCH_CORE) && pinToCore([sink.child.pid!], SERVER_CORE);
 const sextant = createSextant({
   serviceName: 'prisma-bench',
   tracing: { endpoint: sink.url },

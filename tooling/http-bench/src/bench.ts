@@ -10,7 +10,7 @@
  * BENCH_PIPELINING; BENCH_FRAMEWORKS=express,fastify races only those frameworks (and does not
  * touch docs/benchmarks.md); BENCH_WRITE=0 skips regenerating docs/benchmarks.md.
  */
-import { machineLine, writeSection } from '@sextant/bench';
+import { machineLine, median, writeSection } from '@sextant/bench';
 import { startOtlpReceiver } from '@sextant/testing/otlp-receiver';
 import {
   LOAD_CORE,
@@ -102,12 +102,6 @@ async function checkExports(): Promise<Map<VariantName, string>> {
     await receiver.close();
   }
   return seen;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 const fixed = (value: number, digits: number) => value.toFixed(digits);

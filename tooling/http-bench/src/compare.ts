@@ -13,6 +13,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { median } from '@sextant/bench';
 import {
   LOAD_CORE,
   type LoadOptions,
@@ -45,12 +46,6 @@ if (!existsSync(baselineScript)) {
 }
 const revisions = { current: SERVER_SCRIPT, baseline: baselineScript };
 type Revision = keyof typeof revisions;
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
 
 pinSelf(LOAD_CORE);
 const sink = await startSink();

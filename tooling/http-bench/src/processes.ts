@@ -2,9 +2,10 @@
  * The processes of a race: server variants pinned to one core (each a child running server.ts from
  * this checkout or another one), the OTLP sink, and the load generator pinning itself to the other.
  */
-import { type ChildProcess, execFileSync, fork } from 'node:child_process';
+import { type ChildProcess, fork } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
+import { pinToCore } from '@sextant/bench';
 import autocannon from 'autocannon';
 import type { BenchMessage, ServerMessage, VariantName } from './variants.ts';
 
@@ -53,8 +54,8 @@ export interface Server {
 }
 
 export function pinSelf(core: string): void {
-  // -a: every thread of this process (libuv and V8 workers too); children inherit the mask.
-  execFileSync('taskset', ['-a', '-cp', core, String(process.pid)], { stdio: 'ignore' });
+  if (!pinToCore([process.pid], core))
+    throw new Error(`http-bench: taskset could not pin this process to core ${core}`);
 }
 
 function nodeArgs(): string[] {
