@@ -447,7 +447,7 @@ export function writeAccessLog(
       http_response_status_code: record.status,
       duration_ms: Math.round(record.duration_ms * 1000) / 1000,
       http_response_body_size: record.bytes,
-      user_agent_original: record.user_agent === undefined ? undefined : redactor.string(record.user_agent),
+      user_agent_original: record.user_agent === undefined ? undefined : redactor.repeated(record.user_agent),
       client_address: record.remote_address,
       http_request_aborted: record.aborted === true ? true : undefined,
       err: redactor.value(record.error),
@@ -479,7 +479,7 @@ export function writeAccessLog(
     line += `,"http_response_body_size":${record.bytes}`;
   }
   if (record.user_agent !== undefined) {
-    line += escapeLineSeparators(jsonField('user_agent_original', redactor.string(record.user_agent)));
+    line += escapeLineSeparators(jsonField('user_agent_original', redactor.repeated(record.user_agent)));
   }
   if (record.remote_address !== undefined) line += jsonField('client_address', record.remote_address);
   if (record.aborted === true) line += ',"http_request_aborted":true';

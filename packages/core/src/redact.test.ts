@@ -358,3 +358,18 @@ describe('safe copy', () => {
     expect(copy('mail bob@example.org')).toBe('mail [EMAIL]');
   });
 });
+
+describe('redaction of repeated values', () => {
+  it('redacts like string(), on first sight, from memory, and past the memory bound', () => {
+    const fresh = createRedactor({ extraKeys: [] });
+    const agent = 'MyApp/1.0 (ops@example.com) curl/8.5.0';
+    expect(fresh.repeated(agent)).toBe(fresh.string(agent));
+    expect(fresh.repeated(agent)).toBe('MyApp/1.0 ([EMAIL]) curl/8.5.0');
+    for (let i = 0; i < 300; i++) fresh.repeated(`agent-${i} user${i}@example.com`);
+    expect(fresh.repeated('agent-7 user7@example.com')).toBe('agent-7 [EMAIL]');
+    expect(fresh.repeated(agent)).toBe('MyApp/1.0 ([EMAIL]) curl/8.5.0');
+    const long = `${'x'.repeat(600)} 4111 1111 1111 1111`;
+    expect(fresh.repeated(long)).toBe(fresh.string(long));
+    expect(fresh.repeated(long)).not.toContain('4111 1111 1111 1111');
+  });
+});

@@ -12,6 +12,11 @@ export interface Redactor {
   value(input: unknown): unknown;
   /** `input` with secret-looking substrings replaced, and cut past 16 KiB. */
   string(input: string): string;
+  /**
+   * As `string`, for values that repeat across calls (a service sees a handful of user agents):
+   * the results for the last few hundred distinct short inputs are remembered.
+   */
+  repeated(input: string): string;
 }
 
 export interface RedactorOptions {
@@ -36,6 +41,9 @@ const MAX_BREADTH = 100;
 const MAX_NODES = 5000;
 /** String characters scanned per `value()` call; past it, strings become "[Truncated]". */
 const MAX_SCANNED_CHARS = 1024 * 1024;
+/** Distinct inputs `repeated()` remembers, and the longest it remembers. */
+const MAX_REPEATED = 256;
+const MAX_REPEATED_LENGTH = 512;
 /** Key decisions cached; keys are usually a small repeating set, but not when data is used as keys. */
 const MAX_CACHED_KEYS = 4096;
 /** Longer keys are not names of secrets; they skip normalisation. */
@@ -379,8 +387,23 @@ export function createRedactor(options: RedactorOptions): Redactor {
     }
   }
 
+  const repeatedResults = new Map<string, string>();
+
+  function redactRepeated(input: string): string {
+    const known = repeatedResults.get(input);
+    if (known !== undefined) return known;
+    const redacted = redactString(input);
+    if (input.length <= MAX_REPEATED_LENGTH) {
+      // Starting over when full keeps the bound without bookkeeping on every hit.
+      if (repeatedResults.size >= MAX_REPEATED) repeatedResults.clear();
+      repeatedResults.set(input, redacted);
+    }
+    return redacted;
+  }
+
   return {
     value: (input) => copy(input, 0, { nodes: 0, scannedChars: 0, ancestors: [] }, true),
     string: redactString,
+    repeated: redactRepeated,
   };
 }

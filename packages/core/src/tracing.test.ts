@@ -152,6 +152,58 @@ describe('createTracing', () => {
     expect(tracing.finishedSpans()[0]!.attributes).toEqual({ long: 'abcdefgh', short: 'abc' });
   });
 
+  it('keeps start attributes as the SDK would: capped, checked, undefined dropped', () => {
+    const tracing = start({ tracing: { attributeValueLengthLimit: 8 } });
+    const span = tracing.tracer.startSpan('start attributes', {
+      attributes: {
+        long: 'abcdefghijklmnop',
+        short: 'abc',
+        count: 3,
+        flag: false,
+        list: ['abcdefghijk', 'x'],
+        missing: undefined,
+        '': 'no key',
+        // Not an attribute value: the SDK drops it with a warning.
+        invalid: { fn: () => 1 } as never,
+      },
+    });
+    span.end();
+    expect(tracing.finishedSpans()[0]!.attributes).toEqual({
+      long: 'abcdefgh',
+      short: 'abc',
+      count: 3,
+      flag: false,
+      list: ['abcdefgh', 'x'],
+    });
+  });
+
+  it("counts start attributes against the SDK's attribute count limit", () => {
+    const tracing = start();
+    const attributes: Record<string, string> = {};
+    for (let i = 0; i < 10; i++) attributes[`start.${i}`] = 'value';
+    const span = tracing.tracer.startSpan('limited', { attributes });
+    for (let i = 0; i < 130; i++) span.setAttribute(`later.${i}`, i);
+    span.end();
+    const [finished] = tracing.finishedSpans();
+    // The SDK's default limit, 128: 10 at start, 118 later, the other 12 dropped and counted.
+    expect(Object.keys(finished!.attributes)).toHaveLength(128);
+    expect(finished!.attributes['start.9']).toBe('value');
+    expect(finished!.droppedAttributesCount).toBe(12);
+  });
+
+  it('starts active spans with start attributes, under the given parent', () => {
+    const tracing = start();
+    const parent = trace.setSpanContext(ROOT_CONTEXT, remoteParent(true));
+    const given = tracing.tracer.startActiveSpan('active', { attributes: { a: 'b' } }, parent, (span) => {
+      span.end();
+      return span;
+    });
+    const [finished] = tracing.finishedSpans();
+    expect(given.spanContext().spanId).toBe(finished!.spanContext().spanId);
+    expect(finished!.parentSpanContext?.spanId).toBe(remoteParent(true).spanId);
+    expect(finished!.attributes).toEqual({ a: 'b' });
+  });
+
   it('registers its provider globally and unregisters it on shutdown', async () => {
     const tracing = start();
     trace.getTracer('someone-else').startSpan('via-global').end();

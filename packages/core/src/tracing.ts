@@ -1,6 +1,11 @@
 import {
   type TracerProvider as ApiTracerProvider,
+  type Attributes,
+  type Context,
+  context,
   ProxyTracerProvider,
+  type Span,
+  type SpanOptions,
   type Tracer,
   trace,
 } from '@opentelemetry/api';
@@ -110,7 +115,7 @@ export function createTracing(config: ResolvedConfig, sink: InternalErrorSink): 
   const memory = exporter instanceof MemorySpanExporter ? exporter : undefined;
   let shutdownPromise: Promise<void> | undefined;
   return {
-    tracer: provider.getTracer(TRACER_NAME),
+    tracer: new OwnProviderTracer(provider.getTracer(TRACER_NAME), config.tracing.attributeValueLengthLimit),
     enabled: true,
     ownsProvider: true,
     stats: () => processor?.stats() ?? ZERO_STATS,
@@ -129,6 +134,104 @@ export function createTracing(config: ResolvedConfig, sink: InternalErrorSink): 
       return shutdownPromise;
     },
   };
+}
+
+/** More start attributes than this take the SDK's path, which also applies the count limit. */
+const MAX_DIRECT_ATTRIBUTES = 32;
+
+/**
+ * Sextant's tracer on a provider Sextant owns: the SDK's tracer, except that start attributes
+ * holding strings, numbers or booleans are written into the new span directly. The SDK checks
+ * each start attribute twice and allocates a WeakSet for every check, about 0.1 µs per value
+ * (a server span has seven, a job attempt a dozen; `pnpm --filter @sextant/core bench`). Those
+ * types need no check beyond the value length limit, applied here as the SDK would; any other
+ * value goes through `setAttribute`, with the SDK's checks and warnings. The samplers Sextant
+ * configures never read start attributes, so starting the span first loses nothing; an
+ * application's own provider is never handed this tracer.
+ */
+class OwnProviderTracer implements Tracer {
+  readonly #sdk: Tracer;
+  readonly #valueLengthLimit: number;
+
+  constructor(sdk: Tracer, valueLengthLimit: number) {
+    this.#sdk = sdk;
+    this.#valueLengthLimit = valueLengthLimit > 0 ? valueLengthLimit : Number.POSITIVE_INFINITY;
+  }
+
+  startSpan(name: string, options?: SpanOptions, parent?: Context): Span {
+    const attributes = options?.attributes;
+    if (attributes === undefined) return this.#sdk.startSpan(name, options, parent);
+    const span = this.#sdk.startSpan(
+      name,
+      { kind: options!.kind, links: options!.links, startTime: options!.startTime, root: options!.root },
+      parent,
+    );
+    if (span.isRecording()) addStartAttributes(span, attributes, this.#valueLengthLimit);
+    return span;
+  }
+
+  startActiveSpan<F extends (span: Span) => unknown>(name: string, fn: F): ReturnType<F>;
+  startActiveSpan<F extends (span: Span) => unknown>(
+    name: string,
+    options: SpanOptions,
+    fn: F,
+  ): ReturnType<F>;
+  startActiveSpan<F extends (span: Span) => unknown>(
+    name: string,
+    options: SpanOptions,
+    parent: Context,
+    fn: F,
+  ): ReturnType<F>;
+  startActiveSpan<F extends (span: Span) => unknown>(
+    name: string,
+    ...rest: [F] | [SpanOptions, F] | [SpanOptions, Context, F]
+  ): ReturnType<F> {
+    const fn = rest[rest.length - 1] as F;
+    const options = rest.length > 1 ? (rest[0] as SpanOptions) : undefined;
+    const parent = rest.length > 2 ? (rest[1] as Context) : context.active();
+    const span = this.startSpan(name, options, parent);
+    return context.with(trace.setSpan(parent, span), fn as (span: Span) => ReturnType<F>, undefined, span);
+  }
+}
+
+/** The SDK span's own attribute map and count: written together, as its `setAttribute` does. */
+interface SdkSpanInternals {
+  attributes?: unknown;
+  _attributesCount?: unknown;
+}
+
+function addStartAttributes(span: Span, attributes: Attributes, valueLengthLimit: number): void {
+  const internals = span as Span & SdkSpanInternals;
+  const target = internals.attributes;
+  const keys = Object.keys(attributes);
+  if (
+    typeof target !== 'object' ||
+    target === null ||
+    !Object.isExtensible(target) ||
+    typeof internals._attributesCount !== 'number' ||
+    keys.length > MAX_DIRECT_ATTRIBUTES
+  ) {
+    span.setAttributes(attributes);
+    return;
+  }
+  const map = target as Attributes;
+  let added = 0;
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!;
+    const value = attributes[key];
+    const type = typeof value;
+    if (key === '' || (type !== 'string' && type !== 'number' && type !== 'boolean')) {
+      // undefined is dropped, anything else is the SDK's to check (and warn about).
+      if (value !== undefined) span.setAttribute(key, value);
+      continue;
+    }
+    if (!Object.hasOwn(map, key)) added++;
+    map[key] =
+      type === 'string' && (value as string).length > valueLengthLimit
+        ? (value as string).slice(0, valueLengthLimit)
+        : value;
+  }
+  internals._attributesCount = (internals._attributesCount as number) + added;
 }
 
 function createUnownedTracing(

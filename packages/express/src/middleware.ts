@@ -1,3 +1,4 @@
+import type { TLSSocket } from 'node:tls';
 import { context } from '@opentelemetry/api';
 import type { HttpExchange, Sextant } from '@sextant/core';
 import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
@@ -74,13 +75,18 @@ export function createSextantMiddleware(sextant: Sextant, options?: SextantExpre
     }
     let exchange: HttpExchange;
     try {
+      // As the application's own handlers see them: req.protocol and req.ip honour `trust proxy`.
+      // Without it (the default) both are the socket's, which is cheaper to read than to have
+      // Express parse the forwarding headers for a result it then discards.
+      const proxied = req.app.get('trust proxy') !== false;
       exchange = http.begin({
         method: req.method,
         url: req.originalUrl ?? req.url,
         headers: req.headers,
-        // Both honour the application's `trust proxy` setting, as its own handlers see them.
-        scheme: req.protocol === 'https' ? 'https' : 'http',
-        remoteAddress: req.ip ?? req.socket.remoteAddress,
+        scheme: (proxied ? req.protocol === 'https' : (req.socket as TLSSocket).encrypted === true)
+          ? 'https'
+          : 'http',
+        remoteAddress: (proxied ? req.ip : undefined) ?? req.socket.remoteAddress,
         httpVersion: req.httpVersion,
       });
       (req as InstrumentedRequest)[kExchange] = exchange;

@@ -227,6 +227,21 @@ describe.each([
     expect(name).toBe(`GET ${template}`);
   });
 
+  it("takes client address and scheme from the socket, and from X-Forwarded-* only under 'trust proxy'", async () => {
+    const forwarded = { 'x-forwarded-for': '203.0.113.9', 'x-forwarded-proto': 'https' };
+    const direct = await serverSpanOf(sextant, await get('/', forwarded));
+    expect(direct.attributes['client.address']).toMatch(/127\.0\.0\.1$/);
+    expect(direct.attributes['url.scheme']).toBe('http');
+    app.set('trust proxy', true);
+    try {
+      const proxied = await serverSpanOf(sextant, await get('/', forwarded));
+      expect(proxied.attributes['client.address']).toBe('203.0.113.9');
+      expect(proxied.attributes['url.scheme']).toBe('https');
+    } finally {
+      app.set('trust proxy', false);
+    }
+  });
+
   it('records the template of the route mounted at / of a router (POST /jobs → /jobs)', async () => {
     const { status, route, name } = await routeOf('/jobs', { method: 'POST' });
     expect(status).toBe(202);
