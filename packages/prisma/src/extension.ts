@@ -15,6 +15,7 @@ import {
   ATTR_DB_COLLECTION_NAME,
   ATTR_DB_OPERATION_NAME,
   ATTR_DB_QUERY_TEXT,
+  ATTR_DB_RESPONSE_STATUS_CODE,
   ATTR_DB_SYSTEM_NAME,
   ATTR_ERROR_TYPE,
   ATTR_EXCEPTION_MESSAGE,
@@ -24,7 +25,6 @@ import {
   DB_SYSTEM_NAME_VALUE_MICROSOFT_SQL_SERVER,
   DB_SYSTEM_NAME_VALUE_MYSQL,
   DB_SYSTEM_NAME_VALUE_POSTGRESQL,
-  ERROR_TYPE_VALUE_OTHER,
 } from '@opentelemetry/semantic-conventions';
 import {
   DB_SYSTEM_NAME_VALUE_SQLITE,
@@ -34,6 +34,7 @@ import {
   type SextantHistogram,
   type SextantHistogramChild,
 } from '@sextant/core';
+import { driverStatusCodeOf, errorDescription, errorSummary, errorTypeOf, stackFrames } from './errors.ts';
 import { assertSextant, PACKAGE_NAME, type ResolvedPrismaOptions, resolveOptions } from './options.ts';
 import {
   ATTR_PRISMA_ARGS,
@@ -74,10 +75,6 @@ type DurationHistogram = SextantHistogram<(typeof METRICS.dbClientOperationDurat
 const SINK_KIND = 'prisma';
 const SLOW_QUERY_MESSAGE = 'slow database operation';
 const NO_MODEL = '';
-/** Error codes of the Prisma engines and query compiler (P1000, P2002...). */
-const PRISMA_ERROR_CODE = /^P\d{4}$/;
-/** Error classes whose names are a bounded set: anything else is `_OTHER`. */
-const KNOWN_ERROR_NAME = /^(PrismaClient[A-Za-z]{1,40}Error|DriverAdapterError)$/;
 const RAW_OPERATIONS: ReadonlySet<string> = new Set([
   '$queryRaw',
   '$executeRaw',
@@ -123,30 +120,6 @@ function systemNameOf(client: unknown): string {
     // An unexpected client shape: the fallback below is still a valid label.
   }
   return DB_SYSTEM_NAME_VALUE_OTHER_SQL;
-}
-
-function errorTypeOf(error: unknown): string {
-  if (typeof error !== 'object' || error === null) return ERROR_TYPE_VALUE_OTHER;
-  const { code, name } = error as { code?: unknown; name?: unknown };
-  if (typeof code === 'string' && PRISMA_ERROR_CODE.test(code)) return code;
-  if (typeof name === 'string' && KNOWN_ERROR_NAME.test(name)) return name;
-  return ERROR_TYPE_VALUE_OTHER;
-}
-
-/**
- * The last line of a Prisma error message. Prisma prefixes it with the caller's source lines
- * (a code frame), which can hold literal values, so only the summary is kept.
- */
-export function errorSummary(message: string): string {
-  const trimmed = message.trimEnd();
-  return trimmed.slice(trimmed.lastIndexOf('\n') + 1);
-}
-
-/** The `at ...` frames of a stack, without the message (and its code frame) that starts it. */
-function stackFrames(stack: string | undefined): string | undefined {
-  if (typeof stack !== 'string') return undefined;
-  const start = stack.indexOf('\n    at ');
-  return start === -1 ? undefined : stack.slice(start + 1);
 }
 
 function settle(
@@ -262,17 +235,25 @@ function createOperationHook(
     }
   }
 
-  function recordError(span: Span, error: unknown, errorType: string): void {
+  /**
+   * Error type, status and an `exception` event. Messages quote values (the database's message
+   * names the rejected one; a validation error renders the query with its arguments), so by
+   * default the event carries the code's fixed description and the stack's frames only; the
+   * message's last line (redacted) is there only with includeArgs.
+   */
+  function recordError(span: Span, error: unknown, errorType: string, statusCode: string | undefined): void {
     span.setAttribute(ATTR_ERROR_TYPE, errorType);
+    if (statusCode !== undefined) span.setAttribute(ATTR_DB_RESPONSE_STATUS_CODE, statusCode);
     span.setStatus({ code: SpanStatusCode.ERROR, message: errorType });
     const exception: Attributes = { [ATTR_EXCEPTION_TYPE]: errorType };
+    const description = errorDescription(errorType);
+    if (redactor !== undefined && error instanceof Error) {
+      exception[ATTR_EXCEPTION_MESSAGE] = redactor.string(errorSummary(error.message));
+    } else if (description !== undefined) {
+      exception[ATTR_EXCEPTION_MESSAGE] = description;
+    }
     if (error instanceof Error) {
-      const message = errorSummary(error.message);
-      // Coded errors end in a templated line (fields and constraints, not values); any other
-      // message (a validation error renders the query with its arguments) only with includeArgs.
-      if (PRISMA_ERROR_CODE.test(errorType)) exception[ATTR_EXCEPTION_MESSAGE] = message;
-      else if (redactor !== undefined) exception[ATTR_EXCEPTION_MESSAGE] = redactor.string(message);
-      const frames = stackFrames(error.stack);
+      const frames = stackFrames(error);
       if (frames !== undefined) exception[ATTR_EXCEPTION_STACKTRACE] = frames;
     }
     span.addEvent('exception', exception);
@@ -282,6 +263,7 @@ function createOperationHook(
     info: OperationInfo,
     durationMs: number,
     errorType: string | undefined,
+    statusCode: string | undefined,
     args: unknown,
     logContext: Context,
   ): void {
@@ -293,6 +275,7 @@ function createOperationHook(
       slow_query_threshold_ms: slowQueryMs,
     };
     if (errorType !== undefined) record.error_type = errorType;
+    if (statusCode !== undefined) record.db_response_status_code = statusCode;
     if (redactor !== undefined && !info.raw && args !== undefined) record.args = args;
     context.with(logContext, () => sextant.logger.warn(record, SLOW_QUERY_MESSAGE));
   }
@@ -310,6 +293,7 @@ function createOperationHook(
     try {
       const durationMs = performance.now() - started;
       const errorType = failed ? errorTypeOf(error) : undefined;
+      const statusCode = failed ? driverStatusCodeOf(error) : undefined;
       if (errorType === undefined) info.success.observe(durationMs / 1000);
       else {
         histogram.observe(
@@ -323,10 +307,10 @@ function createOperationHook(
         );
       }
       if (span !== undefined) {
-        if (errorType !== undefined) recordError(span, error, errorType);
+        if (errorType !== undefined) recordError(span, error, errorType, statusCode);
         span.end();
       }
-      if (durationMs >= slowQueryMs) logSlow(info, durationMs, errorType, args, spanContext);
+      if (durationMs >= slowQueryMs) logSlow(info, durationMs, errorType, statusCode, args, spanContext);
     } catch (failure) {
       errors.report(SINK_KIND, failure);
     }

@@ -1,6 +1,7 @@
 import { context } from '@opentelemetry/api';
 import { down, type HealthCheck, type HealthCheckResult } from '@sextant/core';
-import { errorSummary, UNINSTRUMENTED_CONTEXT } from './extension.ts';
+import { errorSummary } from './errors.ts';
+import { UNINSTRUMENTED_CONTEXT } from './extension.ts';
 import { fail } from './options.ts';
 import type { PrismaHealthCheckOptions } from './types.ts';
 

@@ -3,8 +3,9 @@ export interface SextantPrismaOptions {
   /**
    * Adds the operation's arguments to its span (`prisma.args`, JSON) and to its slow-query log
    * record, redacted by Sextant's redactor (secret keys, emails, card numbers, tokens...).
-   * Raw queries never carry their values, only their SQL text. Default `false`: no parameter
-   * value leaves the process.
+   * Raw queries never carry their values, only their SQL text. Also puts the last line of a
+   * failure's message (redacted), which can quote a value, on its `exception` event. Default
+   * `false`: no parameter value leaves the process, errors are described by code only.
    */
   includeArgs?: boolean;
   /**

@@ -123,13 +123,16 @@ describe.each(databases)('on $system', ({ system, open, KnownError }) => {
     const failed = dbSpans(sextant).find((span) => span.status.code === SpanStatusCode.ERROR)!;
     expect(failed.name).toBe('create Account');
     expect(failed.attributes['error.type']).toBe('P2002');
+    // The database's own code: SQLSTATE unique_violation, SQLITE_CONSTRAINT_UNIQUE.
+    expect(failed.attributes['db.response.status_code']).toBe(system === 'postgresql' ? '23505' : '2067');
     expect(failed.status.message).toBe('P2002');
     const exception = failed.events.find((event) => event.name === 'exception')!;
     expect(exception.attributes?.['exception.type']).toBe('P2002');
-    expect(String(exception.attributes?.['exception.message'])).toMatch(/^Unique constraint failed/);
-    // The message's code frame (the caller's source lines) stays out of the span.
+    expect(exception.attributes?.['exception.message']).toBe('Unique constraint failed');
+    // Neither the message's code frame (the caller's source lines) nor its summary reach the span.
     expect(JSON.stringify(failed.events)).not.toContain('invocation in');
     expect(JSON.stringify(failed.events)).not.toContain("name: 'second'");
+    expect(JSON.stringify(failed.events)).not.toContain('email');
     expect(await metricLines(sextant, 'db_client_operation_duration_seconds_count')).toContain(
       `db_client_operation_duration_seconds_count{db_system_name="${system}",db_operation_name="create",db_collection_name="Account",error_type="P2002"} 1`,
     );
@@ -257,6 +260,117 @@ describe.each(databases)('on $system', ({ system, open, KnownError }) => {
     const prisma = (db.prisma as PostgresClient).$extends(sextantPrisma(broken));
     expect(await prisma.job.count({ where: { id: 'none' } })).toBe(0);
     expect(sextant.errors.counts().get('prisma')).toBe(failures + 1);
+  });
+});
+
+describe('error messages on postgresql', () => {
+  // PostgreSQL quotes a rejected value in its message (22P02: `invalid input syntax for type
+  // uuid: "..."`), and Prisma copies that message into its own (P2007, P2010).
+  const MARKER = 'SECRET123';
+  const MALFORMED_ID = `not-a-uuid-${MARKER}`;
+  let sextant: Sextant;
+  let logs: ReturnType<typeof collectLines>;
+  let db: Awaited<ReturnType<typeof openPostgres>>;
+
+  beforeAll(async () => {
+    ({ sextant, logs } = testSextant());
+    db = await openPostgres();
+  });
+  afterAll(async () => {
+    await db?.close();
+    await sextant?.shutdown();
+  });
+  beforeEach(() => {
+    sextant.tracing.resetFinishedSpans();
+  });
+
+  function extend(options?: Parameters<typeof sextantPrisma>[1]) {
+    return db.prisma.$extends(sextantPrisma(sextant, { slowQueryMs: 0, ...options }));
+  }
+
+  /** The failed span, and everything exported for it (span and log records) as one string. */
+  function exported(code: string, statusCode: string) {
+    const span = dbSpans(sextant).find((candidate) => candidate.status.code === SpanStatusCode.ERROR)!;
+    expect(span.attributes['error.type']).toBe(code);
+    expect(span.status.message).toBe(code);
+    expect(span.attributes['db.response.status_code']).toBe(statusCode);
+    const records = logs.records().filter((record) => record.span_id === span.spanContext().spanId);
+    expect(records).toEqual([
+      expect.objectContaining({
+        msg: 'slow database operation',
+        error_type: code,
+        db_response_status_code: statusCode,
+      }),
+    ]);
+    const exception = span.events.find((event) => event.name === 'exception')!;
+    expect(exception.attributes?.['exception.type']).toBe(code);
+    return {
+      span,
+      exception: exception.attributes ?? {},
+      everything: JSON.stringify([span.name, span.attributes, span.status, span.events, records]),
+    };
+  }
+
+  async function failure(pending: Promise<unknown>, code: string): Promise<Error> {
+    const error = (await pending.catch((caught: unknown) => caught)) as Error & { code?: string };
+    expect(error.code).toBe(code);
+    // The point of these tests: Prisma's own message carries the value.
+    expect(error.message).toContain(MARKER);
+    return error;
+  }
+
+  it('keeps a rejected value out of the span and logs of a P2007, keeping the code and a fixed description', async () => {
+    const prisma = extend();
+    await failure(prisma.session.findUnique({ where: { id: MALFORMED_ID } }), 'P2007');
+    const { span, exception, everything } = exported('P2007', '22P02');
+    expect(everything).not.toContain(MARKER);
+    expect(span.name).toBe('findUnique Session');
+    expect(span.attributes['db.collection.name']).toBe('Session');
+    expect(exception['exception.message']).toBe('Data validation error');
+    expect(String(exception['exception.stacktrace'])).toMatch(/^ {4}at /);
+  });
+
+  it('keeps a rejected value out of the span and logs of a failed raw query (P2010)', async () => {
+    const prisma = extend();
+    await failure(prisma.$queryRaw`SELECT ${MALFORMED_ID}::uuid AS id`, 'P2010');
+    const { exception, everything } = exported('P2010', '22P02');
+    expect(everything).not.toContain(MARKER);
+    expect(exception['exception.message']).toBe('Raw query failed');
+  });
+
+  it('keeps a value out of the stack trace, even one that looks like a stack frame', async () => {
+    const prisma = extend();
+    const id = `not-a-uuid\n    at ${MARKER} (file:///app/evil.js:1:1)`;
+    const error = await failure(prisma.session.findUnique({ where: { id } }), 'P2007');
+    expect(error.stack).toContain(`\n    at ${MARKER}`);
+    const { exception, everything } = exported('P2007', '22P02');
+    expect(String(exception['exception.stacktrace'])).toMatch(/^ {4}at /);
+    expect(String(exception['exception.stacktrace'])).not.toContain(MARKER);
+    expect(everything).not.toContain(MARKER);
+  });
+
+  it('describes a unique violation by its code only, not the constraint or the value', async () => {
+    const prisma = extend();
+    const id = '7d444840-9dc0-11d1-b245-5ffdce74fad2';
+    await prisma.session.create({ data: { id, label: MARKER } });
+    const error = (await prisma.session
+      .create({ data: { id, label: MARKER } })
+      .catch((caught: unknown) => caught)) as Error & { code?: string };
+    expect(error.code).toBe('P2002');
+    const { exception, everything } = exported('P2002', '23505');
+    expect(everything).not.toContain(MARKER);
+    expect(exception['exception.message']).toBe('Unique constraint failed');
+    expect(everything).not.toContain('Session_pkey');
+    expect(everything).not.toContain(id);
+  });
+
+  it('with includeArgs, keeps the last line of the message, value included', async () => {
+    const prisma = extend({ includeArgs: true });
+    await failure(prisma.session.findUnique({ where: { id: MALFORMED_ID } }), 'P2007');
+    const { exception } = exported('P2007', '22P02');
+    expect(exception['exception.message']).toBe(
+      `Invalid input value: invalid input syntax for type uuid: "${MALFORMED_ID}"`,
+    );
   });
 });
 
