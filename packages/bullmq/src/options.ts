@@ -14,6 +14,7 @@ const DEFAULT_OPTIONS = Object.freeze({
 });
 const RELATIONS: readonly ProducerRelation[] = ['child', 'link'];
 const KNOWN_OPTIONS = new Set(['relation', 'repeatRelation', 'queues', 'spanOperations']);
+const KNOWN_QUEUE_OPTIONS = new Set(['relation', 'repeatRelation']);
 
 function invalid(message: string): never {
   throw new SextantConfigError(ERROR_CODES.INVALID_OPTION, message, '@sextant/bullmq');
@@ -41,15 +42,31 @@ export function resolveOptions(options: SextantBullMQOptions): ResolvedOptions {
   const defaultRelation = relation('relation', options.relation, DEFAULT_OPTIONS.relation);
   const repeatRelation = relation('repeatRelation', options.repeatRelation, DEFAULT_OPTIONS.repeatRelation);
   const byQueue = new Map<string, ProducerRelation>();
+  const repeatByQueue = new Map<string, ProducerRelation>();
   if (options.queues !== undefined) {
     if (typeof options.queues !== 'object' || options.queues === null) {
       invalid(`queues is ${describe(options.queues)}: expected an object keyed by queue name`);
     }
     for (const [queue, settings] of Object.entries(options.queues)) {
       if (typeof settings !== 'object' || settings === null) {
-        invalid(`queues["${queue}"] is ${describe(settings)}: expected { relation }`);
+        invalid(`queues["${queue}"] is ${describe(settings)}: expected { relation?, repeatRelation? }`);
+      }
+      for (const key of Object.keys(settings)) {
+        if (!KNOWN_QUEUE_OPTIONS.has(key)) {
+          invalid(
+            `unknown option "queues["${queue}"].${key}" (known: ${[...KNOWN_QUEUE_OPTIONS].join(', ')})`,
+          );
+        }
       }
       byQueue.set(queue, relation(`queues["${queue}"].relation`, settings.relation, defaultRelation));
+      // Only a repeat-specific setting reaches scheduled jobs: a queue's `relation: 'child'` would
+      // otherwise make every run of a scheduler a child of its first `add`, one endless trace.
+      if (settings.repeatRelation !== undefined) {
+        repeatByQueue.set(
+          queue,
+          relation(`queues["${queue}"].repeatRelation`, settings.repeatRelation, repeatRelation),
+        );
+      }
     }
   }
   const operations = options.spanOperations ?? DEFAULT_OPTIONS.spanOperations;
@@ -59,7 +76,6 @@ export function resolveOptions(options: SextantBullMQOptions): ResolvedOptions {
   return {
     spanOperations: new Set(operations),
     relationOf: (queue) => byQueue.get(queue) ?? defaultRelation,
-    // A queue's explicit relation covers its scheduled jobs too.
-    repeatRelationOf: (queue) => byQueue.get(queue) ?? repeatRelation,
+    repeatRelationOf: (queue) => repeatByQueue.get(queue) ?? repeatRelation,
   };
 }

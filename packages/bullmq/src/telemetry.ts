@@ -148,7 +148,9 @@ const KEEP_SOURCE_SPAN: BullMQSpan<Context> = Object.freeze({
 
 /**
  * A producer span (`add`, `addBulk`, `addFlow`, ...). It starts once BullMQ names the queue,
- * which BullMQ does right after creating it, so the span is named `{operation} {queue}`.
+ * which BullMQ does right after creating it, so the span is named `{operation} {queue}`. A
+ * detached one (BullMQ's own scheduling of a job scheduler's next run, see `SextantTracer`) starts
+ * from the empty context and lends BullMQ nothing of the context it was started in.
  */
 class ProducerSpan implements BullMQSpan<Context> {
   readonly #runtime: Runtime;
@@ -156,18 +158,27 @@ class ProducerSpan implements BullMQSpan<Context> {
   readonly #kind: SpanKind;
   readonly #parent: Context;
   readonly #recorded: boolean;
+  readonly #detached: boolean;
   readonly #startTime = now();
   #span: OtelSpan | undefined;
   #queue = '';
   #errorType: string | undefined;
   #ended = false;
 
-  constructor(runtime: Runtime, operation: string, kind: SpanKind, parent: Context, recorded: boolean) {
+  constructor(
+    runtime: Runtime,
+    operation: string,
+    kind: SpanKind,
+    parent: Context,
+    recorded: boolean,
+    detached: boolean,
+  ) {
     this.#runtime = runtime;
     this.#operation = operation;
     this.#kind = kind;
     this.#parent = parent;
     this.#recorded = recorded;
+    this.#detached = detached;
   }
 
   #start(): OtelSpan {
@@ -192,8 +203,12 @@ class ProducerSpan implements BullMQSpan<Context> {
     return this.#span;
   }
 
+  /**
+   * The context BullMQ runs the call in and writes into the job (when it has none of its own). A
+   * detached span keeps the finished attempt's baggage and request id out of both.
+   */
   setSpanOnContext(ctx: Context): Context {
-    return trace.setSpan(ctx, this.#span ?? this.#start());
+    return trace.setSpan(this.#detached ? ROOT_CONTEXT : ctx, this.#span ?? this.#start());
   }
 
   setAttribute(key: string, value: AttributeValue): void {
@@ -316,6 +331,7 @@ export class AttemptSpan implements BullMQSpan<Context>, OtelSpan {
   #jobId = '';
   #outcome: JobOutcome | undefined;
   #errorType: string | undefined;
+  #settled = false;
   #ended = false;
 
   constructor(runtime: Runtime, metadata: unknown, recorded: boolean) {
@@ -372,6 +388,20 @@ export class AttemptSpan implements BullMQSpan<Context>, OtelSpan {
     this.#outcome = outcome;
   }
 
+  /**
+   * BullMQ has settled the attempt (moved the job, emitted `completed` or `failed`): what still runs
+   * in its context is BullMQ taking the worker's next job (scheduling a job scheduler's next run,
+   * emitting `active` for that job), which belongs to no attempt.
+   */
+  get settled(): boolean {
+    return this.#settled;
+  }
+
+  /** The job id BullMQ named this attempt with (`''` before it did). */
+  get jobId(): string {
+    return this.#jobId;
+  }
+
   /** Records the processor's error (the worker's `failed` event hands it over: BullMQ's span only sees its message). */
   recordFailure(error: unknown): void {
     this.#errorType = errorTypeOf(error);
@@ -414,10 +444,13 @@ export class AttemptSpan implements BullMQSpan<Context>, OtelSpan {
   addEvent(name: string, attributesOrTime?: Attributes | TimeInput, time?: TimeInput): this {
     if (name === JOB_COMPLETED_EVENT) {
       // It carries the job's return value as JSON: results may hold personal data, and the
-      // outcome is already an attribute.
+      // outcome is already an attribute. BullMQ adds it after the `completed` listeners and
+      // before it takes the next job.
+      this.#settled = true;
       return this;
     }
     if (name === JOB_FAILED_EVENT) {
+      this.#settled = true;
       const reason = (attributesOrTime as BullMQAttributes | undefined)?.[BULLMQ_ATTR.JOB_FAILED_REASON];
       this.#outcome ??= OUTCOMES.FAILED;
       this.#errorType ??= ERROR_TYPE_OTHER;
@@ -501,17 +534,22 @@ function activeAttempt(): AttemptSpan | undefined {
 
 /** The part of a job that carries its context (a `Job`, or the job a sandboxed processor gets). */
 export interface JobWithContext {
+  readonly id?: string | undefined;
   readonly opts?: { readonly telemetry?: { readonly metadata?: string } };
 }
 
 /**
  * Runs `fn` in `job`'s context: for a sandboxed processor, whose process (or thread) BullMQ's
- * telemetry does not reach. Inside, logs carry the producer's trace id and span id, its baggage
- * and its request id (a new one when it sent none). In a worker's own process, where the attempt's
- * context is already active, it just calls `fn`.
+ * telemetry does not reach, and for a worker's `active` listeners (BullMQ emits `active` for the
+ * next job inside the attempt that fetched it). Inside, logs carry the producer's trace id and span
+ * id, its baggage and its request id (a new one when it sent none). Inside the job's own attempt,
+ * whose context is already active, it just calls `fn`.
  */
 export function runInJobContext<T>(job: JobWithContext, fn: () => T): T {
-  if (activeAttempt() !== undefined) return fn();
+  const attempt = activeAttempt();
+  if (attempt !== undefined && !attempt.settled && (job?.id === undefined || job.id === attempt.jobId)) {
+    return fn();
+  }
   return context.with(arrivalOf(job?.opts?.telemetry?.metadata, undefined).context, fn);
 }
 
@@ -538,10 +576,21 @@ class SextantTracer implements BullMQTracer<Context> {
       if (!recorded && operation !== PROCESS && !PUBLISH_OPERATIONS.has(operation)) return NOOP_SPAN;
       const base = ctx ?? context.active();
       if (kind === SpanKind.CONSUMER) return new AttemptSpan(runtime, base.getValue(kMetadata), recorded);
+      if (ctx === undefined) {
+        // BullMQ takes the worker's next job from inside the attempt that just ended, and there
+        // schedules a job scheduler's next run (`add`, from `upsertJobScheduler`): that belongs to
+        // the scheduler, not to whatever job happened to finish before, so it starts a trace of its
+        // own (the run itself carries the scheduler's stored context). An application's `add` in
+        // its processor runs before the attempt settles and stays the attempt's child.
+        const active = trace.getSpan(base);
+        if (active instanceof AttemptSpan && active.settled) {
+          return new ProducerSpan(runtime, operation, kind, ROOT_CONTEXT, recorded, true);
+        }
+      }
       const metadata = base.getValue(kMetadata);
       const parent =
         metadata === undefined ? base : extractContext(parseCarrier(metadata, runtime.report) ?? {}, base);
-      return new ProducerSpan(runtime, operation, kind, parent, recorded);
+      return new ProducerSpan(runtime, operation, kind, parent, recorded, false);
     } catch (error) {
       runtime.sextant.errors.report('bullmq_span', error);
       return NOOP_SPAN;

@@ -2,8 +2,16 @@
 export type ProducerRelation = 'child' | 'link';
 
 export interface SextantBullMQQueueOptions {
-  /** Relation of this queue's processing spans to their producer. Default: the top-level `relation`. */
+  /**
+   * Relation of this queue's processing spans to their producer. Default: the top-level
+   * `relation`. It does not reach the jobs of a job scheduler: those follow `repeatRelation`.
+   */
   relation?: ProducerRelation;
+  /**
+   * Relation for this queue's jobs created by a job scheduler (repeatable jobs). Default: the
+   * top-level `repeatRelation` (`link`), whatever this queue's `relation`.
+   */
+  repeatRelation?: ProducerRelation;
 }
 
 export interface SextantBullMQOptions {

@@ -1,3 +1,7 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { context, propagation, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { createSextant, ERROR_CODES, getRequestId, runWithRequestId, type Sextant } from '@sextant/core';
 import { FlowProducer, type Job, Queue, type QueueOptions, Worker, type WorkerOptions } from 'bullmq';
@@ -11,6 +15,7 @@ import {
   runInJobContext,
   type SextantBullMQTelemetry,
 } from '../src/index.ts';
+import { resolveOptions } from '../src/options.ts';
 import {
   collectLines,
   deletePrefix,
@@ -87,6 +92,53 @@ describe('options', () => {
     );
     expect(() => createBullMQTelemetry(sextant, { relations: {} } as never)).toThrow(
       /unknown option "relations"/,
+    );
+  });
+
+  it("keeps scheduled jobs linked whatever a queue's relation, unless a repeat relation is set", () => {
+    const resolved = resolveOptions({
+      queues: {
+        orders: { relation: 'child' },
+        reports: { relation: 'child', repeatRelation: 'child' },
+        audits: { repeatRelation: 'child' },
+      },
+    });
+    expect(resolved.relationOf('orders')).toBe('child');
+    expect(resolved.repeatRelationOf('orders')).toBe('link');
+    expect(resolved.repeatRelationOf('reports')).toBe('child');
+    expect(resolved.relationOf('audits')).toBe('child');
+    expect(resolved.repeatRelationOf('audits')).toBe('child');
+    expect(resolved.repeatRelationOf('elsewhere')).toBe('link');
+
+    const global = resolveOptions({ repeatRelation: 'child', queues: { orders: { relation: 'link' } } });
+    expect(global.relationOf('orders')).toBe('link');
+    expect(global.repeatRelationOf('orders')).toBe('child');
+    const overridden = resolveOptions({
+      repeatRelation: 'child',
+      queues: { orders: { repeatRelation: 'link' } },
+    });
+    expect(overridden.repeatRelationOf('orders')).toBe('link');
+    expect(overridden.repeatRelationOf('elsewhere')).toBe('child');
+  });
+
+  it('names the per-queue option and its allowed values when one is invalid', () => {
+    expect(() =>
+      createBullMQTelemetry(sextant, { queues: { orders: { repeatRelation: 'sibling' as never } } }),
+    ).toThrow(
+      expect.objectContaining({
+        code: ERROR_CODES.INVALID_OPTION,
+        message: expect.stringMatching(
+          /^@sextant\/bullmq: queues\["orders"\]\.repeatRelation is "sibling": expected "child" or "link"/,
+        ),
+      }),
+    );
+    expect(() => createBullMQTelemetry(sextant, { queues: { orders: { repeat: 'link' } as never } })).toThrow(
+      expect.objectContaining({
+        code: ERROR_CODES.INVALID_OPTION,
+        message: expect.stringMatching(
+          /^@sextant\/bullmq: unknown option "queues\["orders"\]\.repeat" \(known: relation, repeatRelation\)/,
+        ),
+      }),
     );
   });
 });
@@ -229,6 +281,72 @@ describe('producer to consumer', () => {
     );
   });
 
+  it.each([
+    ['a child process', false],
+    ['a worker thread', true],
+  ])(
+    'puts the producer ids on the logs of a real sandboxed processor, in %s',
+    async (_, useWorkerThreads) => {
+      const { name, prefix, queue } = setup();
+      const dir = mkdtempSync(join(tmpdir(), 'sextant-sandbox-'));
+      const file = join(dir, 'records.ndjson');
+      // The sandbox resolves the workspace packages to their sources, as the tests do.
+      const sandbox = {
+        execArgv: ['--conditions=sextant-source'],
+        env: { ...process.env, SEXTANT_SANDBOX_LOG_FILE: file },
+      };
+      try {
+        const worker = track(
+          new Worker(name, fileURLToPath(new URL('./fixtures/sandboxed-processor.ts', import.meta.url)), {
+            connection,
+            prefix,
+            telemetry,
+            useWorkerThreads,
+            workerForkOptions: sandbox,
+            workerThreadsOptions: sandbox,
+          }),
+        );
+        observeWorker(sextant, worker);
+        const job = await runWithRequestId('req-real-sandbox', () =>
+          sextant.tracer.startActiveSpan('POST /reports', async (span) => {
+            const added = await queue.add('report', {});
+            span.end();
+            return added;
+          }),
+        );
+        const [attempt] = await waitFor(
+          () => processSpans(name).length === 1 && processSpans(name),
+          'the sandboxed attempt',
+          1500,
+        );
+        expect(attempt!.attributes['bullmq.job.outcome']).toBe('completed');
+        const producer = spansNamed(sextant, `add ${name}`).find(
+          (span) => span.attributes['bullmq.job.id'] === job.id,
+        )!;
+        const records = readFileSync(file, 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((line) => JSON.parse(line) as Record<string, unknown>);
+        expect(records.map((record) => record.msg)).toEqual(['sandboxed start', 'sandboxed end']);
+        // Really elsewhere: another process, or another thread of this one.
+        if (useWorkerThreads) expect(records[0]!.thread_id).not.toBe(0);
+        else expect(records[0]!.pid).not.toBe(process.pid);
+        for (const record of records) {
+          expect(record).toMatchObject({
+            job_id: job.id,
+            trace_id: producer.spanContext().traceId,
+            span_id: byId(producer),
+            request_id: 'req-real-sandbox',
+          });
+        }
+        expect(attempt!.spanContext().traceId).toBe(producer.spanContext().traceId);
+      } finally {
+        for (const closable of closables.splice(0).reverse()) await closable.close().catch(() => {});
+        if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
+
   it('runs each attempt as a span of the same trace: two failures, then success', async () => {
     const { name, queue, startWorker } = setup();
     let calls = 0;
@@ -366,6 +484,179 @@ describe('producer to consumer', () => {
       expect(run.parentSpanContext).toBeUndefined();
       expect(run.links).toHaveLength(1);
     }
+  });
+});
+
+describe('job schedulers', () => {
+  it("never parents a scheduler's next run to the attempt that just finished, in a busy mixed queue", async () => {
+    const { name, queue, startWorker } = setup();
+    const inActive: Array<{ job: string; requestId: string | undefined; traceId: string | undefined }> = [];
+    const worker = startWorker(
+      async (job) => {
+        // An application's own add inside its processor: a child of the attempt.
+        if (job.name === 'request-job') await queue.add('followup', {});
+        // Each run outlasts the schedule's period, so the next run is due (and fetched by the
+        // completion of an attempt) as soon as it ends.
+        if (job.name === 'tick') await new Promise((resolve) => setTimeout(resolve, 40));
+        return 'ok';
+      },
+      { autorun: false, concurrency: 1 },
+    );
+    worker.on('active', (job) =>
+      runInJobContext(job, () =>
+        inActive.push({
+          job: job.name,
+          requestId: getRequestId(),
+          traceId: trace.getActiveSpan()?.spanContext().traceId,
+        }),
+      ),
+    );
+    await runWithRequestId('req-mixed', () =>
+      sextant.tracer.startActiveSpan('POST /mixed', async (span) => {
+        await queue.add('request-job', {});
+        span.end();
+      }),
+    );
+    await queue.upsertJobScheduler('tick', { every: 20, limit: 4 }, { name: 'tick', data: {} });
+    void worker.run();
+
+    const processed = await waitFor(
+      () =>
+        processSpans(name).filter((span) => span.attributes['bullmq.job.name'] === 'tick').length >= 4 &&
+        processSpans(name),
+      'four runs of the scheduler',
+      500,
+    );
+    const request = spansNamed(sextant, 'POST /mixed')[0]!;
+    const attempts = new Set(processed.map(byId));
+    const adds = spansNamed(sextant, `add ${name}`);
+    const scheduled = adds.filter((span) => String(span.attributes['bullmq.job.id']).startsWith('repeat:'));
+    // The first run comes from the application's upsert; the worker schedules the next three.
+    expect(scheduled.length).toBeGreaterThanOrEqual(4);
+    for (const add of scheduled) {
+      expect(attempts.has(add.parentSpanContext?.spanId ?? '')).toBe(false);
+      expect(add.spanContext().traceId).not.toBe(request.spanContext().traceId);
+    }
+    // Each run is its own trace, linked to the scheduler's upsert.
+    const ticks = processed.filter((span) => span.attributes['bullmq.job.name'] === 'tick');
+    expect(new Set(ticks.map((span) => span.spanContext().traceId)).size).toBe(ticks.length);
+    for (const tick of ticks) expect(tick.spanContext().traceId).not.toBe(request.spanContext().traceId);
+
+    const requestJob = processed.find((span) => span.attributes['bullmq.job.name'] === 'request-job')!;
+    const followupAdd = adds.find((span) => span.attributes['bullmq.job.name'] === 'followup')!;
+    expect(followupAdd.parentSpanContext?.spanId).toBe(byId(requestJob));
+    expect(followupAdd.spanContext().traceId).toBe(request.spanContext().traceId);
+
+    // `active` listeners: `runInJobContext` gives the job's own context, whatever attempt fetched it.
+    const followup = inActive.find((entry) => entry.job === 'followup')!;
+    expect(followup).toEqual({
+      job: 'followup',
+      requestId: 'req-mixed',
+      traceId: request.spanContext().traceId,
+    });
+    for (const entry of inActive.filter((item) => item.job === 'tick')) {
+      expect(entry.traceId).not.toBe(request.spanContext().traceId);
+      expect(entry.requestId).not.toBe('req-mixed');
+    }
+  });
+  it("links a scheduler's runs on a queue whose own jobs are children, unless told otherwise", async () => {
+    const run = async (queueOptions: { relation: 'child'; repeatRelation?: 'child' }) => {
+      const prefix = uniquePrefix();
+      prefixes.push(prefix);
+      const name = `${prefix}-queue`;
+      const own = createBullMQTelemetry(sextant, { queues: { [name]: queueOptions } });
+      const queue = track(new Queue(name, { connection, prefix, telemetry: own }));
+      track(new Worker(name, async () => 'ok', { connection, prefix, telemetry: own }));
+      const job = await sextant.tracer.startActiveSpan('POST /jobs', async (span) => {
+        const added = await queue.add('one-off', {});
+        await queue.upsertJobScheduler('tick', { every: 50, limit: 2 }, { name: 'tick', data: {} });
+        span.end();
+        return added;
+      });
+      const spans = await waitFor(
+        () => processSpans(name).length >= 3 && processSpans(name),
+        'the job and two runs',
+        500,
+      );
+      const adds = spansNamed(sextant, `add ${name}`);
+      const oneOff = spans.find((span) => span.attributes['messaging.message.id'] === job.id)!;
+      const oneOffAdd = adds.find((span) => span.attributes['bullmq.job.id'] === job.id)!;
+      // The queue's relation holds for its own jobs.
+      expect(oneOff.parentSpanContext?.spanId).toBe(byId(oneOffAdd));
+      return {
+        request: spansNamed(sextant, 'POST /jobs').at(-1)!,
+        runs: spans.filter((span) => span.attributes['bullmq.job.name'] === 'tick'),
+      };
+    };
+
+    const linked = await run({ relation: 'child' });
+    expect(linked.runs).toHaveLength(2);
+    for (const span of linked.runs) {
+      expect(span.parentSpanContext).toBeUndefined();
+      expect(span.spanContext().traceId).not.toBe(linked.request.spanContext().traceId);
+      expect(span.links).toHaveLength(1);
+    }
+
+    const children = await run({ relation: 'child', repeatRelation: 'child' });
+    expect(children.runs).toHaveLength(2);
+    for (const span of children.runs) {
+      expect(span.spanContext().traceId).toBe(children.request.spanContext().traceId);
+      expect(span.links).toEqual([]);
+    }
+  });
+
+  it('gives the runs of a scheduler created without context nothing of the attempt that fetched them', async () => {
+    const { name, prefix, queue, startWorker } = setup();
+    // A producer without telemetry: the scheduler stores no context, so BullMQ writes the
+    // context it schedules the next run in into that run.
+    const plain = track(new Queue(name, { connection, prefix }));
+    const ticks: Array<{ requestId: string | undefined; tenant: string | undefined }> = [];
+    const worker = startWorker(
+      async (job) => {
+        if (job.name === 'tick') {
+          ticks.push({
+            requestId: getRequestId(),
+            tenant: propagation.getActiveBaggage()?.getEntry('tenant')?.value,
+          });
+          await new Promise((resolve) => setTimeout(resolve, 40));
+        }
+        return 'ok';
+      },
+      { autorun: false, concurrency: 1 },
+    );
+    const baggage = propagation.setBaggage(
+      context.active(),
+      propagation.createBaggage({ tenant: { value: 'acme' } }),
+    );
+    await context.with(baggage, () =>
+      runWithRequestId('req-busy', () =>
+        sextant.tracer.startActiveSpan('POST /busy', async (span) => {
+          await queue.add('request-job', {});
+          span.end();
+        }),
+      ),
+    );
+    await plain.upsertJobScheduler('tick', { every: 20, limit: 3 }, { name: 'tick', data: {} });
+    void worker.run();
+    const processed = await waitFor(
+      () =>
+        processSpans(name).filter((span) => span.attributes['bullmq.job.name'] === 'tick').length >= 3 &&
+        processSpans(name),
+      'three runs of the scheduler',
+      500,
+    );
+    const request = spansNamed(sextant, 'POST /busy')[0]!;
+    const attempts = new Set(processed.map(byId));
+    for (const tick of processed.filter((span) => span.attributes['bullmq.job.name'] === 'tick')) {
+      expect(tick.spanContext().traceId).not.toBe(request.spanContext().traceId);
+      for (const link of tick.links) {
+        expect(link.context.traceId).not.toBe(request.spanContext().traceId);
+        expect(attempts.has(link.context.spanId)).toBe(false);
+      }
+    }
+    expect(ticks).toHaveLength(3);
+    for (const tick of ticks) expect(tick).not.toMatchObject({ requestId: 'req-busy' });
+    for (const tick of ticks) expect(tick.tenant).toBeUndefined();
   });
 });
 
