@@ -7,6 +7,7 @@ export default defineConfig({
       'apps/*/vitest.config.ts',
       'tooling/demo/vitest.config.ts',
       'tooling/prisma6/vitest.config.ts',
+      'tooling/nest11/vitest.config.ts',
     ],
   },
 });

@@ -1,6 +1,6 @@
 import type { LoggerService, LogLevel } from '@nestjs/common';
 import type { Sextant } from '@sextant/core';
-import { loggedExceptions } from './exception.filter.ts';
+import { isBeingHandedToNest } from './exception.filter.ts';
 
 type PinoLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
 
@@ -41,8 +41,9 @@ export class SextantLogger implements LoggerService {
   #write(level: PinoLevel, message: unknown, params: unknown[]): void {
     // Nest passes the context last, and for `error` a stack before it.
     const context = params.length > 0 && typeof params.at(-1) === 'string' ? params.at(-1) : undefined;
+    // Nest's `ExceptionsHandler` record of an exception the filter has just logged for the request.
+    if (isBeingHandedToNest(message)) return;
     if (message instanceof Error) {
-      if (loggedExceptions.has(message)) return;
       this.#logger[level]({ err: message, context }, message.message);
     } else if (typeof message === 'object' && message !== null) {
       this.#logger[level]({ ...message, context });
