@@ -14,12 +14,14 @@ import {
   type SpanStatus,
   SpanStatusCode,
   type TimeInput,
+  TraceFlags,
   trace,
 } from '@opentelemetry/api';
 import {
   createRequestState,
   extractContext,
   generateRequestId,
+  getRequestState,
   injectContext,
   METRICS,
   type Sextant,
@@ -72,6 +74,8 @@ const OUTCOME_OF_OPERATION: ReadonlyMap<string, JobOutcome> = new Map([
 ]);
 /** Producer calls an application makes; `addNode` runs inside `addFlow`, so it is not timed again. */
 const PUBLISH_OPERATIONS: ReadonlySet<string> = new Set(['add', 'addBulk', 'addFlow', 'addBulkFlows']);
+/** Producer calls whose context ends up in jobs (the flow calls' through their `addNode`s). */
+const ENQUEUE_OPERATIONS: ReadonlySet<string> = new Set([...PUBLISH_OPERATIONS, 'addNode']);
 const OPERATION_TYPE: Readonly<Record<string, string>> = Object.freeze({
   add: 'send',
   addNode: 'send',
@@ -205,10 +209,18 @@ class ProducerSpan implements BullMQSpan<Context> {
 
   /**
    * The context BullMQ runs the call in and writes into the job (when it has none of its own). A
-   * detached span keeps the finished attempt's baggage and request id out of both.
+   * detached span keeps the finished attempt's baggage and request id out of both. An enqueue
+   * outside any request gets a request id of its own here, so that every attempt of its jobs (all
+   * the jobs of one `addBulk` or flow) logs the same one. The worker cannot keep an id it made up
+   * for a job: BullMQ reads every attempt's context from the job's options, never the one it
+   * stores for a retry.
    */
   setSpanOnContext(ctx: Context): Context {
-    return trace.setSpan(this.#detached ? ROOT_CONTEXT : ctx, this.#span ?? this.#start());
+    let base = this.#detached ? ROOT_CONTEXT : ctx;
+    if (getRequestState(base) === undefined && ENQUEUE_OPERATIONS.has(this.#operation)) {
+      base = setRequestState(base, createRequestState(generateRequestId()));
+    }
+    return trace.setSpan(base, this.#span ?? this.#start());
   }
 
   setAttribute(key: string, value: AttributeValue): void {
@@ -356,10 +368,19 @@ export class AttemptSpan implements BullMQSpan<Context>, OtelSpan {
     attributes[ATTR.MESSAGING_OPERATION_TYPE] = PROCESS;
     attributes[ATTR.MESSAGING_DESTINATION_NAME] = queue;
     const producer = this.#arrival.producer;
-    const relation: ProducerRelation = this.#jobId.startsWith(SCHEDULER_JOB_ID_PREFIX)
+    const scheduled = this.#jobId.startsWith(SCHEDULER_JOB_ID_PREFIX);
+    const relation: ProducerRelation = scheduled
       ? runtime.options.repeatRelationOf(queue)
       : runtime.options.relationOf(queue);
     const linked = relation === 'link' && producer !== undefined;
+    if (linked && !scheduled && (producer.traceFlags & TraceFlags.SAMPLED) === 0) {
+      // The producer's trace was not sampled, so neither is its fan-out, whatever the root sampler
+      // says. Logs keep the producer's ids, which the unsampled request's own logs carry too. A job
+      // scheduler's runs are exempt: the scheduler's context is its creator's, one decision long
+      // past, and each run is sampled on its own.
+      this.#span = trace.wrapSpanContext(producer);
+      return this.#span;
+    }
     const parent = linked ? trace.deleteSpan(this.#arrival.context) : this.#arrival.context;
     this.#span = runtime.sextant.tracer.startSpan(
       `${PROCESS} ${queue}`,

@@ -18,7 +18,8 @@ export interface SextantBullMQOptions {
   /**
    * `child` (default): each attempt's span is a child of the producer's span, in its trace (the
    * producer's sampling decision holds). `link`: each attempt starts its own trace with a link to
-   * the producer's span (fan-out, long-lived jobs).
+   * the producer's span (fan-out, long-lived jobs); an attempt whose producer was not sampled is
+   * not recorded either, whatever the sampler (a job scheduler's runs are sampled each on its own).
    */
   relation?: ProducerRelation;
   /**

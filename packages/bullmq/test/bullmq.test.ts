@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { context, propagation, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { createSextant, ERROR_CODES, getRequestId, runWithRequestId, type Sextant } from '@sextant/core';
 import { FlowProducer, type Job, Queue, type QueueOptions, Worker, type WorkerOptions } from 'bullmq';
+import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { promtoolCheck } from '../../../tooling/testing/promtool.ts';
 import {
@@ -22,6 +23,7 @@ import {
   eventually,
   type FinishedSpan,
   freePort,
+  REDIS_URL,
   spansNamed,
   startRedis,
   uniquePrefix,
@@ -487,6 +489,77 @@ describe('producer to consumer', () => {
   });
 });
 
+describe('request id across attempts', () => {
+  const quiet = () => createBullMQTelemetry(sextant, { spanOperations: [] });
+
+  it.each([
+    ['inside a trace', () => telemetry, true],
+    ['outside any context', () => telemetry, false],
+    ['outside any context, with no spans', quiet, false],
+  ] as const)(
+    'gives every attempt of a job enqueued %s, with no request id, the one written at enqueue',
+    async (_, telemetryFor, traced) => {
+      const own = telemetryFor();
+      const { name, queue, startWorker } = setup({ queue: { telemetry: own }, worker: { telemetry: own } });
+      startWorker(async (job) => {
+        sextant.logger.info({ queue: name, attempt: job.attemptsMade + 1 }, 'flaky attempt');
+        if (job.attemptsMade < 2) throw new Error(`boom ${job.attemptsMade + 1}`);
+        return 'ok';
+      });
+      const add = () => queue.add('flaky', {}, { attempts: 3 });
+      const job = traced
+        ? await sextant.tracer.startActiveSpan('cron tick', async (span) => {
+            const added = await add();
+            span.end();
+            return added;
+          })
+        : await add();
+      const attempts = await waitFor(() => {
+        const found = logs.records().filter((line) => line.msg === 'flaky attempt' && line.queue === name);
+        return found.length === 3 && found;
+      }, 'three attempts');
+      expect(attempts.map((line) => line.attempt)).toEqual([1, 2, 3]);
+      const requestIds = new Set(attempts.map((line) => line.request_id));
+      expect(requestIds.size).toBe(1);
+
+      // The producer wrote it: a small carrier, the request id beside the trace context (if any).
+      const metadata = JSON.parse(job.opts.telemetry?.metadata ?? '{}') as Record<string, string>;
+      expect([...requestIds]).toEqual([metadata['x-request-id']]);
+      expect(metadata['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+      expect(Object.keys(metadata).sort()).toEqual(
+        own === telemetry ? ['traceparent', 'x-request-id'] : ['x-request-id'],
+      );
+      expect(job.opts.telemetry!.metadata!.length).toBeLessThan(160);
+      if (traced) {
+        const tick = spansNamed(sextant, 'cron tick')[0]!;
+        expect(attempts[0]!.trace_id).toBe(tick.spanContext().traceId);
+      }
+    },
+  );
+
+  it('gives every job of a flow enqueued outside any request one request id', async () => {
+    const { name, prefix } = setup();
+    const flows = track(new FlowProducer({ connection, prefix, telemetry }));
+    const tree = await flows.add({
+      name: 'parent',
+      queueName: name,
+      data: {},
+      opts: {},
+      children: [
+        { name: 'child-1', queueName: name, data: {}, opts: {} },
+        { name: 'child-2', queueName: name, data: {}, opts: {} },
+      ],
+    });
+    const jobs = [tree.job, ...(tree.children ?? []).map((child) => child.job)];
+    const ids = new Set(
+      jobs.map((job) => JSON.parse(job.opts.telemetry?.metadata ?? '{}')['x-request-id'] as unknown),
+    );
+    expect(jobs).toHaveLength(3);
+    expect(ids.size).toBe(1);
+    expect([...ids][0]).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});
+
 describe('job schedulers', () => {
   it("never parents a scheduler's next run to the attempt that just finished, in a busy mixed queue", async () => {
     const { name, queue, startWorker } = setup();
@@ -708,6 +781,50 @@ describe('metrics', () => {
     expect(depth('waiting')).toMatch(/ 1$/);
     expect(depth('active')).toMatch(/ 0$/);
     stop();
+  });
+
+  it('reads the depth with bounded Redis calls, however often and concurrently it is scraped', async () => {
+    const { prefix, queue } = setup();
+    await queue.add('waiting', {});
+    // Loads the counting script into Redis, so that one reading is one command (EVALSHA).
+    await queue.getJobCounts();
+    // MONITOR sees every client's commands: only this queue's are counted (its keys carry the
+    // test's prefix), and only those sent by a client, not the ones its script runs.
+    const monitor = await new Redis(REDIS_URL).monitor();
+    const probe = new Redis(REDIS_URL);
+    const sent: string[][] = [];
+    monitor.on('monitor', (_time: string, args: string[], source: string) => {
+      if (source !== 'lua' && args.some((arg) => arg.startsWith(`${prefix}:`))) sent.push(args);
+    });
+    const stop = observeQueueDepth(sextant, queue);
+    try {
+      // A command MONITOR must see, so nothing that follows is missed.
+      await probe.exists(`${prefix}:monitor-ready`);
+      await waitFor(() => sent.some((args) => args[0]?.toLowerCase() === 'exists'), 'MONITOR to be live');
+      sent.length = 0;
+
+      const scrapes = await Promise.all(Array.from({ length: 25 }, () => sextant.metrics.render()));
+      for (let scrape = 0; scrape < 25; scrape++) scrapes.push(await sextant.metrics.render());
+      for (const { body } of scrapes) {
+        expect(body).toContain(
+          `messaging_queue_depth{messaging_system="bullmq",messaging_destination_name="${queue.name}",state="waiting"} 1`,
+        );
+      }
+      // Let MONITOR deliver whatever the scrapes sent.
+      await probe.exists(`${prefix}:monitor-done`);
+      await waitFor(
+        () => sent.some((args) => args.includes(`${prefix}:monitor-done`)),
+        'MONITOR to catch up',
+      );
+      const readings = sent.filter((args) => !args.includes(`${prefix}:monitor-done`));
+      // Fifty scrapes inside the default 5 s cache: one reading.
+      expect(readings).toHaveLength(1);
+      expect(readings[0]![0]?.toLowerCase()).toBe('evalsha');
+    } finally {
+      stop();
+      monitor.disconnect();
+      probe.disconnect();
+    }
   });
 });
 
