@@ -185,17 +185,19 @@ class ProducerSpan implements BullMQSpan<Context> {
     this.#detached = detached;
   }
 
-  #start(): OtelSpan {
+  /** `named`: BullMQ's first attributes, which name the queue; they start the span with the rest. */
+  #start(named?: BullMQAttributes): OtelSpan {
     if (!this.#recorded) {
       // No span of its own: the job carries the caller's context, and nothing touches the caller's span.
       this.#span = trace.wrapSpanContext(trace.getSpanContext(this.#parent) ?? INVALID_SPAN_CONTEXT);
       return this.#span;
     }
     const operation = this.#operation;
-    const attributes: Attributes = {
-      [ATTR.MESSAGING_SYSTEM]: MESSAGING_SYSTEM,
-      [ATTR.MESSAGING_OPERATION_NAME]: operation,
-    };
+    // Start attributes are the cheap way in: Sextant's tracer writes plain values directly,
+    // where each later setAttribute goes through the SDK's checks.
+    const attributes: Attributes = named === undefined ? {} : producerAttributes(named);
+    attributes[ATTR.MESSAGING_SYSTEM] = MESSAGING_SYSTEM;
+    attributes[ATTR.MESSAGING_OPERATION_NAME] = operation;
     const type = OPERATION_TYPE[operation];
     if (type !== undefined) attributes[ATTR.MESSAGING_OPERATION_TYPE] = type;
     if (this.#queue !== '') attributes[ATTR.MESSAGING_DESTINATION_NAME] = this.#queue;
@@ -231,14 +233,10 @@ class ProducerSpan implements BullMQSpan<Context> {
     if (this.#span === undefined) {
       const queue = attributes[BULLMQ_ATTR.QUEUE_NAME];
       if (typeof queue === 'string') this.#queue = queue;
-      this.#start();
+      this.#start(attributes);
+      return;
     }
-    const span = this.#span!;
-    span.setAttributes(attributes);
-    const jobId = attributes[BULLMQ_ATTR.JOB_ID];
-    if (jobId !== undefined && jobId !== null) span.setAttribute(ATTR.MESSAGING_MESSAGE_ID, String(jobId));
-    const count = attributes[BULLMQ_ATTR.BULK_COUNT];
-    if (typeof count === 'number') span.setAttribute(ATTR.MESSAGING_BATCH_MESSAGE_COUNT, count);
+    this.#span.setAttributes(producerAttributes(attributes));
   }
 
   addEvent(name: string, attributes?: BullMQAttributes): void {
@@ -274,6 +272,17 @@ class ProducerSpan implements BullMQSpan<Context> {
       );
     }
   }
+}
+
+/** BullMQ's attributes of a producer call, with the messaging conventions' names for its job id and bulk count. */
+function producerAttributes(bullmq: BullMQAttributes): Attributes {
+  const attributes: Attributes = {};
+  for (const key in bullmq) attributes[key] = bullmq[key];
+  const jobId = bullmq[BULLMQ_ATTR.JOB_ID];
+  if (jobId !== undefined && jobId !== null) attributes[ATTR.MESSAGING_MESSAGE_ID] = String(jobId);
+  const count = bullmq[BULLMQ_ATTR.BULK_COUNT];
+  if (typeof count === 'number') attributes[ATTR.MESSAGING_BATCH_MESSAGE_COUNT] = count;
+  return attributes;
 }
 
 /**
