@@ -17,11 +17,25 @@ type Express = typeof express5;
 interface Syntax {
   wildcard: string;
   optionalExtension: string;
+  /** A mount path with an optional parameter segment. */
+  optionalMount: string;
+  /** A mount path with a wildcard followed by a parameter. */
+  wildcardMount: string;
 }
 
 const SYNTAX: Record<4 | 5, Syntax> = {
-  5: { wildcard: '/files/*path', optionalExtension: '/download/:file{.:ext}' },
-  4: { wildcard: '/files/*', optionalExtension: '/download/:file.:ext?' },
+  5: {
+    wildcard: '/files/*path',
+    optionalExtension: '/download/:file{.:ext}',
+    optionalMount: '/docs{/:lang}',
+    wildcardMount: '/assets/*splat/v/:version',
+  },
+  4: {
+    wildcard: '/files/*',
+    optionalExtension: '/download/:file.:ext?',
+    optionalMount: '/docs/:lang?',
+    wildcardMount: '/assets/*/v/:version',
+  },
 };
 
 function buildApp(express: Express, major: 4 | 5, sextant: Sextant) {
@@ -81,6 +95,23 @@ function buildApp(express: Express, major: 4 | 5, sextant: Sextant) {
   app.get(['/alias-a/:id', '/alias-b/:id'], (_req, res) => {
     res.json({ ok: true });
   });
+
+  // Mount paths in each major's own syntax, a router nested inside the optional one.
+  const pages = express.Router({ mergeParams: true });
+  pages.get('/:page', (req, res) => {
+    res.json(req.params);
+  });
+  const docs = express.Router({ mergeParams: true });
+  docs.get('/', (req, res) => {
+    res.json(req.params);
+  });
+  docs.use('/pages', pages);
+  app.use(syntax.optionalMount, docs);
+  const assets = express.Router({ mergeParams: true });
+  assets.get('/:file', (req, res) => {
+    res.json(req.params);
+  });
+  app.use(syntax.wildcardMount, assets);
 
   const versioned = express.Router();
   versioned.get('/items/:id', (_req, res) => {
@@ -226,6 +257,42 @@ describe.each([
     expect(route).toBe(template);
     expect(name).toBe(`GET ${template}`);
   });
+
+  const mounted: Record<4 | 5, Array<[string, string, Record<string, unknown>]>> = {
+    5: [
+      ['/docs/en/pages/intro', '/docs{/:lang}/pages/:page', { lang: 'en', page: 'intro' }],
+      ['/docs/en', '/docs{/:lang}', { lang: 'en' }],
+      ['/docs', '/docs{/:lang}', {}],
+      [
+        '/assets/img/icons/v/3/logo.png',
+        '/assets/*splat/v/:version/:file',
+        { splat: ['img', 'icons'], version: '3', file: 'logo.png' },
+      ],
+    ],
+    4: [
+      ['/docs/en/pages/intro', '/docs/:lang?/pages/:page', { lang: 'en', page: 'intro' }],
+      ['/docs/en', '/docs/:lang?', { lang: 'en' }],
+      ['/docs', '/docs/:lang?', {}],
+      [
+        '/assets/img/icons/v/3/logo.png',
+        '/assets/*/v/:version/:file',
+        { 0: 'img/icons', version: '3', file: 'logo.png' },
+      ],
+    ],
+  };
+
+  it.each(mounted[major])(
+    'joins a mount path in the major syntax with the route below it: GET %s is recorded as %s',
+    async (path, template, params) => {
+      const response = await get(path);
+      expect(response.status).toBe(200);
+      // The mount matched as the template says it does.
+      expect(await response.json()).toEqual(params);
+      const span = await serverSpanOf(sextant, response);
+      expect(span.attributes['http.route']).toBe(template);
+      expect(span.name).toBe(`GET ${template}`);
+    },
+  );
 
   it("takes client address and scheme from the socket, and from X-Forwarded-* only under 'trust proxy'", async () => {
     const forwarded = { 'x-forwarded-for': '203.0.113.9', 'x-forwarded-proto': 'https' };
@@ -381,6 +448,23 @@ describe.each([
     );
     expect(handlerRecord.trace_id).toBe(TRACE_ID);
     expect(handlerRecord.span_id).toBe(span.spanContext().spanId);
+  });
+
+  it.each([
+    ['no traceparent', undefined],
+    ['a malformed traceparent', `00-${TRACE_ID}-not-a-span-id-01`],
+    ['a traceparent with an all-zero trace id', `00-${'0'.repeat(32)}-${PARENT_ID}-01`],
+  ])('starts a fresh trace, with no parent span, on %s', async (_case, traceparent) => {
+    const response = await get('/api/orgs/o/projects/p/tasks/fresh', traceparent ? { traceparent } : {});
+    expect(response.status).toBe(200);
+    const body = (await response.json()) as { trace_id: string };
+    const span = await serverSpanOf(sextant, response);
+    const { traceId } = span.spanContext();
+    expect(traceId).toMatch(/^[0-9a-f]{32}$/);
+    expect(traceId).not.toBe(TRACE_ID);
+    expect(traceId).not.toBe('0'.repeat(32));
+    expect(body.trace_id).toBe(traceId);
+    expect(span.parentSpanContext).toBeUndefined();
   });
 
   it('generates a request id when none (or an unsafe one) is sent', async () => {

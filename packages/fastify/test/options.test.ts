@@ -4,7 +4,7 @@ import { getRequestId, type Sextant, SextantConfigError } from '@sextant/core';
 import fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type SextantFastifyOptions, sextantFastify, sextantServerOptions } from '../src/index.ts';
-import { collectLogs, createTestSextant, traceIdOf, waitFor, waitForSpan } from './helpers.ts';
+import { collectLogs, createTestSextant, sampleSum, traceIdOf, waitFor, waitForSpan } from './helpers.ts';
 
 async function listen(app: FastifyInstance): Promise<string> {
   await app.listen({ port: 0, host: '127.0.0.1' });
@@ -135,6 +135,67 @@ describe('endpoints under a prefix, with Sextant access log off', () => {
     });
     const records = logs.records().filter((r) => r.request_id === 'own-log-1');
     expect(records.map((r) => r.msg)).toEqual(['incoming request', 'order read', 'request completed']);
+  });
+});
+
+describe('endpoints behind a bearer token', () => {
+  const TOKEN = 'endpoint-token-123';
+  const logs = collectLogs();
+  let sextant: Sextant;
+  let app: FastifyInstance;
+  let url: string;
+
+  beforeAll(async () => {
+    sextant = createTestSextant(logs, { endpoints: { token: TOKEN } });
+    app = fastify({ ...sextantServerOptions(sextant) });
+    await app.register(sextantFastify, { sextant });
+    app.get('/orders/:id', async (request) => ({ id: (request.params as { id: string }).id }));
+    url = await listen(app);
+  });
+  afterAll(async () => {
+    await app?.close();
+    await sextant?.shutdown();
+  });
+
+  it('answers 401 without the right token and 200 with it, and leaves these requests out of telemetry', async () => {
+    await sextant.tracing.forceFlush();
+    sextant.tracing.resetFinishedSpans();
+    const auth = { authorization: `Bearer ${TOKEN}` };
+    for (const path of ['/metrics', '/health/ready']) {
+      const missing = await fetch(`${url}${path}`, { headers: { 'x-request-id': 'probe-missing' } });
+      expect(missing.status, path).toBe(401);
+      expect(missing.headers.get('www-authenticate'), path).toBe('Bearer');
+      await missing.arrayBuffer();
+      const wrong = await fetch(`${url}${path}`, {
+        headers: { authorization: `Bearer ${TOKEN}-wrong`, 'x-request-id': 'probe-wrong' },
+      });
+      expect(wrong.status, path).toBe(401);
+      expect(wrong.headers.get('www-authenticate'), path).toBe('Bearer');
+      await wrong.arrayBuffer();
+      const right = await fetch(`${url}${path}`, { headers: { ...auth, 'x-request-id': 'probe-right' } });
+      expect(right.status, path).toBe(200);
+      expect(right.headers.get('traceresponse'), path).toBeNull();
+      await right.arrayBuffer();
+    }
+    const head = await fetch(`${url}/health/ready`, { method: 'HEAD', headers: auth });
+    expect(head.status).toBe(200);
+
+    // One recorded request after the probes: once its span is out, theirs would be too.
+    const marker = await fetch(`${url}/orders/1`, { headers: { 'x-request-id': 'after-probes' } });
+    expect(marker.status).toBe(200);
+    await waitForSpan(sextant, (s) => s.spanContext().traceId === traceIdOf(marker));
+    expect(sextant.tracing.finishedSpans().map((s) => s.name)).toEqual(['GET /orders/:id']);
+
+    const exposition = await (await fetch(`${url}/metrics`, { headers: auth })).text();
+    const count = 'http_server_request_duration_seconds_count';
+    expect(sampleSum(exposition, count, {})).toBe(1);
+    expect(sampleSum(exposition, count, { http_route: '/orders/:id' })).toBe(1);
+    expect(sampleSum(exposition, count, { http_response_status_code: '401' })).toBe(0);
+    expect(exposition).not.toMatch(/http_route="[^"]*(health|metrics)/);
+    await waitFor(() =>
+      logs.records().find((r) => r.request_id === 'after-probes' && r.msg === 'request completed'),
+    );
+    expect(logs.records().filter((r) => String(r.request_id ?? r.reqId).startsWith('probe-'))).toEqual([]);
   });
 });
 

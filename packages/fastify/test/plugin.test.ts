@@ -245,6 +245,24 @@ describe('sextantFastify on a real server', () => {
     }
   });
 
+  it.each([
+    ['no traceparent', undefined],
+    ['a malformed traceparent', `00-${TRACE_ID}-not-a-span-id-01`],
+    ['a traceparent with an all-zero trace id', `00-${'0'.repeat(32)}-${PARENT_ID}-01`],
+  ])('starts a fresh trace, with no parent span, on %s', async (_case, traceparent) => {
+    const response = await fetch(`${url}/hooked`, { headers: traceparent ? { traceparent } : {} });
+    expect(response.status).toBe(200);
+    const body = (await response.json()) as ReturnType<typeof seen>;
+    const traceId = traceIdOf(response);
+    expect(traceId).toMatch(/^[0-9a-f]{32}$/);
+    expect(traceId).not.toBe(TRACE_ID);
+    expect(traceId).not.toBe('0'.repeat(32));
+    expect(body.trace_id).toBe(traceId);
+    const span = await waitForSpan(sextant, (s) => s.spanContext().traceId === traceId);
+    expect(span.spanContext().spanId).toBe(body.span_id);
+    expect(span.parentSpanContext).toBeUndefined();
+  });
+
   it('carries the context into a handler three awaits deep (timers, fs, setImmediate)', async () => {
     const response = await fetch(`${url}/deep`, { headers: { 'x-request-id': 'deep-1' } });
     const body = await response.json();
