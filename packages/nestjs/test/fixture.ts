@@ -18,6 +18,7 @@ import {
   Version,
 } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
+import { ApiOperation } from '@nestjs/swagger';
 import { trace } from '@opentelemetry/api';
 import { down, getRequestId, type Sextant, up } from '@sextant/core';
 import { delay, map, type Observable, of, throwError } from 'rxjs';
@@ -30,9 +31,6 @@ import {
 } from '../src/index.ts';
 
 export const ROLES = 'roles';
-/** What Swagger's `@ApiOperation()` writes: a metadata key on the method, read back by the document builder. */
-export const API_OPERATION = 'swagger/apiOperation';
-export const ApiOperation = (summary: string) => SetMetadata(API_OPERATION, { summary });
 
 @Injectable()
 export class RolesGuard implements CanActivate {
@@ -107,7 +105,7 @@ export class UsersController {
   // Decorators below @Traced() write to the original method, those above to its wrapper: both reach Nest.
   @Get(':id')
   @Version('1')
-  @ApiOperation('one user')
+  @ApiOperation({ summary: 'one user' })
   @Traced('UsersController.get')
   @UseGuards(RolesGuard)
   @UsePipes(PositiveIntPipe)

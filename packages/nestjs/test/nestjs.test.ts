@@ -5,20 +5,13 @@ import { Module, VersioningType } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
+import { DECORATORS } from '@nestjs/swagger';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { createSextant, type Sextant } from '@sextant/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collectLines } from '../../../tooling/testing/log-collector.ts';
 import { SextantLogger, SextantModule } from '../src/index.ts';
-import {
-  API_OPERATION,
-  ROLES,
-  RolesGuard,
-  UsersController,
-  UsersDbHealth,
-  UsersModule,
-  UsersService,
-} from './fixture.ts';
+import { ROLES, RolesGuard, UsersController, UsersDbHealth, UsersModule, UsersService } from './fixture.ts';
 
 type FinishedSpan = ReturnType<Sextant['tracing']['finishedSpans']>[number];
 
@@ -192,7 +185,7 @@ describe.each(['express', 'fastify'] as const)('SextantModule on %s', (platform)
 
   it('keeps every metadata key other decorators put on a @Traced() method', () => {
     const method = UsersController.prototype.get;
-    expect(Reflect.getMetadata(API_OPERATION, method)).toEqual({ summary: 'one user' });
+    expect(Reflect.getMetadata(DECORATORS.API_OPERATION, method)).toEqual({ summary: 'one user' });
     expect(Reflect.getMetadata(ROLES, method)).toEqual(['reader']);
     expect(Reflect.getMetadata('path', method)).toBe(':id');
     expect(Reflect.getMetadata('__version__', method)).toBe('1');

@@ -35,4 +35,7 @@ export function loadedNestPackages(): string[] {
   return [...new Set(packages)].sort();
 }
 
-export const notNest11 = (name: string) => !/^@nestjs\/[a-z-]+@11\./.test(name);
+// @nestjs/mapped-types (a dependency of @nestjs/swagger) took Nest's major number only with 12:
+// its Nest 11 line is 2.x.
+export const notNest11 = (name: string) =>
+  !/^@nestjs\/[a-z-]+@11\./.test(name) && !/^@nestjs\/mapped-types@2\./.test(name);
