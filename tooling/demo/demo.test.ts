@@ -16,7 +16,14 @@ it('`pnpm demo` runs the API and the worker, and prints one trace per request, c
   });
 
   expect(stdout).toContain('Jobs finished: 12/12');
-  expect(stdout).toMatch(/An invalid problem is refused: 400 /);
+  // Refused by the API with what is wrong, in the shape of all its error answers.
+  const refused = /^An invalid problem is refused: 400 (.*)$/m.exec(stdout);
+  expect(refused, 'the refused request is printed').not.toBeNull();
+  expect(JSON.parse(refused![1]!)).toEqual({
+    statusCode: 400,
+    error: 'Bad Request',
+    message: expect.stringContaining('"type" must be "maxcut" or "qubo"'),
+  });
   // Each printed trace spans both processes: server span, enqueue, job attempt, database, quantum job.
   const traces = stdout.split('\n  trace ').slice(1);
   expect(traces.length).toBeGreaterThanOrEqual(1);

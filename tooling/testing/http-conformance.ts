@@ -11,11 +11,24 @@ import { promtoolCheck, promtoolCheckOpenMetrics } from './promtool.ts';
  */
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
 const PARENT_ID = '00f067aa0ba902b7';
+const PROBES = ['/health', '/health/ready', '/health/detailed'];
+const REQUEST_COUNT = 'http_server_request_duration_seconds_count';
+/** The `http_route` of requests that matched no route (core's `UNMATCHED_ROUTE`). */
+const UNMATCHED_ROUTE = '_unmatched';
 
 function traceIdOf(response: Response): string {
   const header = response.headers.get('traceresponse');
   expect(header).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
   return header!.split('-')[1]!;
+}
+
+/** The label sets of every series of the request counter, read from Prometheus text. */
+function requestSeries(exposition: string): Array<Record<string, string>> {
+  return [...exposition.matchAll(new RegExp(`^${REQUEST_COUNT}\\{(.*)\\} \\S+$`, 'gm'))].map((match) =>
+    Object.fromEntries(
+      [...match[1]!.matchAll(/([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1]!, m[2]!]),
+    ),
+  );
 }
 
 export function describeHttpConformance(
@@ -65,7 +78,7 @@ export function describeHttpConformance(
       expect(app.strayLines()).toEqual([]);
     });
 
-    it('starts a fresh trace without a traceparent, and for a malformed one', async () => {
+    it('starts a fresh trace without a traceparent, and for a malformed one: a root server span', async () => {
       const fresh = traceIdOf(await fetch(`${app.url}/slow?ms=1`));
       const malformed = traceIdOf(
         await fetch(`${app.url}/slow?ms=1`, { headers: { traceparent: `00-${TRACE_ID}-${PARENT_ID}-0g` } }),
@@ -73,6 +86,12 @@ export function describeHttpConformance(
       expect(fresh).not.toBe(TRACE_ID);
       expect(malformed).not.toBe(TRACE_ID);
       expect(malformed).not.toBe(fresh);
+      for (const traceId of [fresh, malformed]) {
+        const [span] = await receiver.waitForSpans((s) => s.traceId === traceId && s.kind === 2, 1);
+        expect(span!.name).toBe('GET /slow');
+        // No parent at all: not the malformed header's parent id, nor any other.
+        expect(span!.parentSpanId, `server span of trace ${traceId}`).toBe('');
+      }
     });
 
     it('answers 500 for a throwing handler, with the exception on the span and an error record with the ids', async () => {
@@ -90,59 +109,81 @@ export function describeHttpConformance(
     });
 
     it('records route templates only, right status codes, and leaves probes and /metrics out; promtool passes', async () => {
-      const created = await fetch(`${app.url}/jobs`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({
-          type: 'maxcut',
-          edges: [
-            [0, 1],
-            [1, 2],
-            [2, 3],
-            [3, 0],
-          ],
-        }),
+      const scrape = async (accept?: string) => {
+        const response = await fetch(`${app.url}/metrics`, accept ? { headers: { accept } } : {});
+        expect(response.status).toBe(200);
+        return response;
+      };
+      // Earlier tests' requests are in the registry already: every count below is a difference.
+      const before = await (await scrape()).text();
+      // The application requests this test sends: the only ones that may be counted.
+      let sent = 0;
+      const send = (path: string, init?: RequestInit) => {
+        sent++;
+        return fetch(`${app.url}${path}`, init);
+      };
+      const postJob = (body: unknown) =>
+        send('/jobs', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        });
+
+      const created = await postJob({
+        type: 'maxcut',
+        edges: [
+          [0, 1],
+          [1, 2],
+          [2, 3],
+          [3, 0],
+        ],
       });
       expect(created.status).toBe(202);
       const { id } = (await created.json()) as { id: string };
-      expect((await fetch(`${app.url}/jobs/${id}`)).status).toBe(200);
-      for (let i = 0; i < 25; i++) expect((await fetch(`${app.url}/jobs/missing-${i}`)).status).toBe(404);
-      const invalid = await fetch(`${app.url}/jobs`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ type: 'sudoku' }),
-      });
-      expect(invalid.status).toBe(400);
-      for (let i = 0; i < 10; i++) await fetch(`${app.url}/no/such/path/${i}`);
-      for (const probe of ['/health', '/health/ready', '/health/detailed']) {
-        expect((await fetch(`${app.url}${probe}`)).status).toBe(200);
+      expect((await send(`/jobs/${id}`)).status).toBe(200);
+      for (let i = 0; i < 25; i++) expect((await send(`/jobs/missing-${i}`)).status).toBe(404);
+      expect((await postJob({ type: 'sudoku' })).status).toBe(400);
+      const unmatchedSent = 10;
+      for (let i = 0; i < unmatchedSent; i++) expect((await send(`/no/such/path/${i}`)).status).toBe(404);
+
+      // Probes and scrapes, several times and in both formats: none of them may be counted.
+      for (let round = 0; round < 3; round++) {
+        for (const probe of PROBES) expect((await fetch(`${app.url}${probe}`)).status).toBe(200);
+        await scrape();
+        const openMetrics = await scrape('application/openmetrics-text;version=1.0.0');
+        expect(openMetrics.headers.get('content-type')).toContain('application/openmetrics-text');
+        const text = await openMetrics.text();
+        if (round === 0) expect(promtoolCheckOpenMetrics(text)).toEqual({ eof: true, problems: [] });
       }
 
-      const exposition = await (await fetch(`${app.url}/metrics`)).text();
+      const exposition = await (await scrape()).text();
       expect(promtoolCheck(exposition)).toEqual({ status: 0, problems: '' });
-      const routes = new Set(
-        [
-          ...exposition.matchAll(/^http_server_request_duration_seconds_count\{[^}]*http_route="([^"]*)"/gm),
-        ].map((m) => m[1]),
-      );
+      const series = requestSeries(exposition);
+      const routes = new Set(series.map((labels) => labels.http_route));
       expect(routes.has('/jobs/:id')).toBe(true);
-      expect([...routes].every((route) => !/missing|no\/such|health|metrics/.test(route!))).toBe(true);
-      const count = (labels: Record<string, string>) =>
-        sampleSum(exposition, 'http_server_request_duration_seconds_count', labels);
-      expect(count({ http_route: '/jobs/:id', http_response_status_code: '404' })).toBe(25);
+      expect([...routes].filter((route) => /missing|no\/such|health|metrics/.test(route ?? ''))).toEqual([]);
+      const counted = (labels: Record<string, string> = {}) =>
+        sampleSum(exposition, REQUEST_COUNT, labels) - sampleSum(before, REQUEST_COUNT, labels);
+      expect(counted({ http_route: '/jobs/:id', http_response_status_code: '404' })).toBe(25);
       expect(
-        count({ http_route: '/jobs', http_request_method: 'POST', http_response_status_code: '202' }),
+        counted({ http_route: '/jobs', http_request_method: 'POST', http_response_status_code: '202' }),
       ).toBe(1);
       expect(
-        count({ http_route: '/jobs', http_request_method: 'POST', http_response_status_code: '400' }),
+        counted({ http_route: '/jobs', http_request_method: 'POST', http_response_status_code: '400' }),
       ).toBe(1);
-      expect(count({ http_route: '/fail', http_response_status_code: '500' })).toBeGreaterThanOrEqual(1);
+      expect(
+        sampleSum(exposition, REQUEST_COUNT, { http_route: '/fail', http_response_status_code: '500' }),
+      ).toBeGreaterThanOrEqual(1);
 
-      const openMetrics = await fetch(`${app.url}/metrics`, {
-        headers: { accept: 'application/openmetrics-text;version=1.0.0' },
-      });
-      expect(openMetrics.headers.get('content-type')).toContain('application/openmetrics-text');
-      expect(promtoolCheckOpenMetrics(await openMetrics.text())).toEqual({ eof: true, problems: [] });
+      // A probe or scrape answered outside any route would land here, with status 200.
+      const unmatched = series.filter((labels) => labels.http_route === UNMATCHED_ROUTE);
+      expect(
+        unmatched.filter((labels) => labels.http_response_status_code !== '404'),
+        `only the unknown paths, all 404, under http_route="${UNMATCHED_ROUTE}"`,
+      ).toEqual([]);
+      expect(counted({ http_route: UNMATCHED_ROUTE })).toBe(unmatchedSent);
+      expect(counted({ http_route: UNMATCHED_ROUTE, http_response_status_code: '404' })).toBe(unmatchedSent);
+      expect(counted(), 'requests counted: the application requests sent, nothing else').toBe(sent);
     });
 
     it('keeps 500 concurrent requests apart: every record carries its own request and trace', async () => {

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { STATUS_CODES } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { trace } from '@opentelemetry/api';
 import { getRequestId, type Sextant } from '@sextant/core';
@@ -18,8 +19,8 @@ import {
   JobsUnavailableError,
   submitJob,
   validateJobOptions,
+  validateProblem,
 } from 'job-store';
-import { validateProblem } from './problem.ts';
 
 const MAX_SLOW_MS = 10_000;
 const DEFAULT_SLOW_MS = 100;
@@ -32,23 +33,32 @@ export interface JobBackends {
   queue: JobQueue;
 }
 
+/**
+ * Every error answer, in the shape the three sample APIs share (Fastify's and Nest's own):
+ * `{ "statusCode": 400, "error": "Bad Request", "message": "..." }`.
+ */
+function answer(res: Response, statusCode: number, message: string): void {
+  res.status(statusCode).json({ statusCode, error: STATUS_CODES[statusCode], message });
+}
+
 /** 503 when the store or the queue is away (the client may retry); anything else goes to the error handler. */
 function answerUnavailable(error: unknown, res: Response, next: NextFunction): void {
-  if (error instanceof JobsUnavailableError) res.status(503).json({ error: error.message });
+  if (error instanceof JobsUnavailableError) answer(res, 503, error.message);
   else next(error);
 }
 
 function jobsRouter({ store, queue }: JobBackends): Router {
   const router = express.Router();
   router.post('/', express.json({ limit: '1mb' }), async (req, res, next) => {
+    // The worker's own validation: a job answered 202 is one the worker can solve.
     const validation = validateProblem(req.body);
     if (!validation.ok) {
-      res.status(400).json({ error: validation.message });
+      answer(res, 400, validation.message);
       return;
     }
     const options = validateJobOptions((req.body as { options?: unknown }).options);
     if (!options.ok) {
-      res.status(400).json({ error: options.message });
+      answer(res, 400, options.message);
       return;
     }
     try {
@@ -61,8 +71,7 @@ function jobsRouter({ store, queue }: JobBackends): Router {
   router.get('/:id', async (req, res, next) => {
     try {
       const job = await findJob(store, req.params.id);
-      if (job === undefined)
-        res.status(404).json({ error: `no job with id ${JSON.stringify(req.params.id)}` });
+      if (job === undefined) answer(res, 404, `no job with id ${JSON.stringify(req.params.id)}`);
       else res.json(job);
     } catch (error) {
       answerUnavailable(error, res, next);
@@ -76,8 +85,9 @@ function adminRouter({ store }: JobBackends): Router {
   const job = express.Router({ mergeParams: true });
   job.get('/attempts', async (req, res, next) => {
     try {
-      const found = await findJob(store, (req.params as { id: string }).id);
-      if (found === undefined) res.status(404).json({ error: 'no such job' });
+      const { id } = req.params as { id: string };
+      const found = await findJob(store, id);
+      if (found === undefined) answer(res, 404, `no job with id ${JSON.stringify(id)}`);
       else
         res.json({
           id: found.id,
@@ -107,7 +117,11 @@ function parseDelay(value: unknown): number | undefined {
   return ms >= 0 && ms <= MAX_SLOW_MS ? ms : undefined;
 }
 
-/** The application's own error answer: JSON, with client errors (a malformed body) as 4xx. */
+/**
+ * The application's own error answer, after Sextant's error handler has put the error on the
+ * span and in the log: client errors (a malformed body) as 4xx with their message; anything else
+ * a generic 500 that tells the client nothing about the internals.
+ */
 const answerError: ErrorRequestHandler = (error, _req, res, next) => {
   if (res.headersSent) {
     next(error);
@@ -117,9 +131,9 @@ const answerError: ErrorRequestHandler = (error, _req, res, next) => {
   if (status >= 400 && status < 500) {
     const message =
       error?.type === 'entity.parse.failed' ? 'the body is not valid JSON' : String(error.message);
-    res.status(status).json({ error: message });
+    answer(res, status, message);
   } else {
-    res.status(500).json({ error: 'internal server error' });
+    answer(res, 500, 'internal server error');
   }
 };
 
@@ -140,7 +154,7 @@ export function createApp(sextant: Sextant, jobs: JobBackends): Express {
   app.get('/slow', async (req, res) => {
     const ms = parseDelay(req.query.ms);
     if (ms === undefined) {
-      res.status(400).json({ error: `"ms" must be an integer from 0 to ${MAX_SLOW_MS}` });
+      answer(res, 400, `"ms" must be an integer from 0 to ${MAX_SLOW_MS}`);
       return;
     }
     await sleep(ms);
@@ -154,7 +168,7 @@ export function createApp(sextant: Sextant, jobs: JobBackends): Express {
   });
 
   app.use((_req, res) => {
-    res.status(404).json({ error: 'not found' });
+    answer(res, 404, 'not found');
   });
   app.use(createErrorHandler(sextant));
   app.use(answerError);

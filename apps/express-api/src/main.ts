@@ -9,7 +9,10 @@ const sextant = createSextant({ serviceName: 'express-api', shutdown: { handleSi
 const rawPort = process.env.PORT ?? '3000';
 const port = /^\d{1,5}$/.test(rawPort) ? Number(rawPort) : Number.NaN;
 if (!(port >= 0 && port <= 65_535)) {
-  sextant.logger.fatal({ port: rawPort }, 'PORT must be an integer from 0 to 65535');
+  sextant.logger.fatal(
+    { port: rawPort },
+    `PORT must be an integer from 0 to 65535, got ${JSON.stringify(rawPort)}`,
+  );
   process.exit(1);
 }
 

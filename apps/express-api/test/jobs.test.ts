@@ -3,11 +3,10 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SpanStatusCode } from '@opentelemetry/api';
 import { createSextant, type Sextant } from '@sextant/core';
-import { createJobQueue, createJobStore, type JobQueue } from 'job-store';
+import { createJobQueue, createJobStore, type JobQueue, MAX_EDGES, MAX_VARIABLES } from 'job-store';
 import { createTestBackends } from 'job-store/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../src/app.ts';
-import { MAX_EDGES } from '../src/problem.ts';
 
 const SQUARE = {
   type: 'maxcut',
@@ -18,6 +17,15 @@ const SQUARE = {
     [3, 0],
   ],
 };
+
+/** Every edge between `n` vertices: with 64, the largest max-cut problem a job may hold. */
+function complete(n: number): number[][] {
+  const edges: number[][] = [];
+  for (let a = 0; a < n; a++) for (let b = a + 1; b < n; b++) edges.push([a, b]);
+  return edges;
+}
+
+const badRequest = (message: string) => ({ statusCode: 400, error: 'Bad Request', message });
 
 describe('express-api jobs API, in process', () => {
   let sextant: Sextant;
@@ -111,24 +119,49 @@ describe('express-api jobs API, in process', () => {
   ])('answers 400 for options with %s', async (_case, options, message) => {
     const response = await post({ ...SQUARE, options });
     expect(response.status).toBe(400);
-    expect(await response.json()).toEqual({ error: message });
+    expect(await response.json()).toEqual(badRequest(message));
   });
 
   it('answers 404 for an unknown id, recorded under the route template', async () => {
     const response = await fetch(`${url}/jobs/does-not-exist`);
     expect(response.status).toBe(404);
-    expect(await response.json()).toEqual({ error: 'no job with id "does-not-exist"' });
+    expect(await response.json()).toEqual({
+      statusCode: 404,
+      error: 'Not Found',
+      message: 'no job with id "does-not-exist"',
+    });
     const span = await spanOf(response);
     expect(span.attributes['http.route']).toBe('/jobs/:id');
     expect(span.status.code).toBe(SpanStatusCode.UNSET);
   });
 
   it.each([
-    ['a wrong type', { type: 'sudoku' }, '"type" must be "maxcut"'],
-    ['no edges', { type: 'maxcut' }, '"edges" must be an array of [node, node] pairs'],
+    ['a wrong type', { type: 'sudoku' }, '"type" must be "maxcut" or "qubo", got "sudoku"'],
+    ['no edges', { type: 'maxcut' }, '"edges" must be an array of [vertex, vertex] pairs'],
     ['an empty edge list', { type: 'maxcut', edges: [] }, '"edges" must hold at least one edge'],
     [
-      'a negative node',
+      'a self-loop',
+      { type: 'maxcut', edges: [[5, 5]] },
+      '"edges[0]" joins vertex 5 to itself: an edge must join two different vertices',
+    ],
+    [
+      'a vertex out of range',
+      { type: 'maxcut', edges: [[0, 1000]] },
+      '"edges[0]" names vertex 1000: vertices are numbered from 0 to 63 (at most 64 vertices)',
+    ],
+    [
+      'vertex 64, one past the last',
+      {
+        type: 'maxcut',
+        edges: [
+          [0, 1],
+          [64, 1],
+        ],
+      },
+      '"edges[1]" names vertex 64: vertices are numbered from 0 to 63 (at most 64 vertices)',
+    ],
+    [
+      'a negative vertex',
       {
         type: 'maxcut',
         edges: [
@@ -139,7 +172,7 @@ describe('express-api jobs API, in process', () => {
       '"edges[1]" must be a pair of non-negative integers, like [0, 1]',
     ],
     [
-      'a fractional node',
+      'a fractional vertex',
       { type: 'maxcut', edges: [[0.5, 1]] },
       '"edges[0]" must be a pair of non-negative integers, like [0, 1]',
     ],
@@ -149,37 +182,68 @@ describe('express-api jobs API, in process', () => {
       '"edges[0]" must be a pair of non-negative integers, like [0, 1]',
     ],
     [
-      'a string node',
+      'a string vertex',
       { type: 'maxcut', edges: [['0', 1]] },
       '"edges[0]" must be a pair of non-negative integers, like [0, 1]',
     ],
-    ['an array body', [SQUARE], 'the body must be a JSON object sent with content-type application/json'],
+    [
+      'weights not one per edge',
+      { ...SQUARE, weights: [1, 2] },
+      '"weights" must be an array of numbers, one per edge (4)',
+    ],
+    [
+      'a QUBO matrix that is not square',
+      { type: 'qubo', matrix: [[1, 2], [3]] },
+      '"matrix[1]" must be an array of 2 numbers: the matrix must be square',
+    ],
+    [
+      'an array body',
+      [SQUARE],
+      'the problem must be a JSON object, like {"type": "maxcut", "edges": [[0, 1]]}',
+    ],
     [
       'too many edges',
-      { type: 'maxcut', edges: Array.from({ length: MAX_EDGES + 1 }, (_, i) => [i, i + 1]) },
+      { type: 'maxcut', edges: [...complete(MAX_VARIABLES), [0, 1]] },
       `"edges" may hold at most ${MAX_EDGES} edges, got ${MAX_EDGES + 1}`,
     ],
-  ])('answers 400 with a clear message for %s', async (_case, body, message) => {
+  ])('answers 400 naming what is wrong and what is allowed for %s', async (_case, body, message) => {
     const response = await post(body);
     expect(response.status).toBe(400);
-    expect(await response.json()).toEqual({ error: message });
+    expect(await response.json()).toEqual(badRequest(message));
   });
 
-  it('accepts exactly the maximum number of edges', async () => {
-    const edges = Array.from({ length: MAX_EDGES }, (_, i) => [i, i + 1]);
-    expect((await post({ type: 'maxcut', edges })).status).toBe(202);
+  it.each([
+    ['a 20-vertex ring', { type: 'maxcut', edges: Array.from({ length: 20 }, (_, i) => [i, (i + 1) % 20]) }],
+    ['every edge of 64 vertices, the largest problem', { type: 'maxcut', edges: complete(MAX_VARIABLES) }],
+    ['weighted edges', { ...SQUARE, weights: [1, 2, 0.5, -1] }],
+    [
+      'a QUBO matrix',
+      {
+        type: 'qubo',
+        matrix: [
+          [1, -2],
+          [0, 1],
+        ],
+      },
+    ],
+  ])('accepts %s: 202, stored for the worker', async (_case, body) => {
+    const created = await post({ ...body, options: { delayMs: 60_000 } });
+    expect(created.status).toBe(202);
+    const { id } = (await created.json()) as { id: string };
+    const job = await fetch(`${url}/jobs/${id}`);
+    expect(await job.json()).toMatchObject({ id, type: body.type, status: 'queued' });
   });
 
   it('answers 400 for malformed JSON and for a body that is not JSON, without a server error', async () => {
     const malformed = await post('{"type": "maxcut", "edges": [[0,1]');
     expect(malformed.status).toBe(400);
-    expect(await malformed.json()).toEqual({ error: 'the body is not valid JSON' });
+    expect(await malformed.json()).toEqual(badRequest('the body is not valid JSON'));
     expect((await spanOf(malformed)).status.code).toBe(SpanStatusCode.UNSET);
     const plain = await post('type=maxcut', { 'content-type': 'application/x-www-form-urlencoded' });
     expect(plain.status).toBe(400);
-    expect(await plain.json()).toEqual({
-      error: 'the body must be a JSON object sent with content-type application/json',
-    });
+    expect(await plain.json()).toEqual(
+      badRequest('the problem must be a JSON object, like {"type": "maxcut", "edges": [[0, 1]]}'),
+    );
   });
 
   it('answers /slow with the request and trace ids seen inside the handler, after one log record', async () => {
@@ -194,24 +258,35 @@ describe('express-api jobs API, in process', () => {
     const done = records.filter((r) => r.request_id === 'slow-1' && r.msg === 'slow request done');
     expect(done).toHaveLength(1);
     expect(done[0]!.trace_id).toBe(body.trace_id);
-    expect((await fetch(`${url}/slow?ms=soon`)).status).toBe(400);
+    const soon = await fetch(`${url}/slow?ms=soon`);
+    expect(soon.status).toBe(400);
+    expect(await soon.json()).toEqual(badRequest('"ms" must be an integer from 0 to 10000'));
     expect((await fetch(`${url}/slow?ms=10001`)).status).toBe(400);
   });
 
-  it('answers /fail with a 500 JSON body and an errored span', async () => {
-    const response = await fetch(`${url}/fail`);
+  it('answers /fail with a generic 500 JSON body, the error on the span and in the log', async () => {
+    const response = await fetch(`${url}/fail`, { headers: { 'x-request-id': 'fail-1' } });
     expect(response.status).toBe(500);
-    expect(await response.json()).toEqual({ error: 'internal server error' });
+    // The client learns nothing about the internals: not the exception's message.
+    expect(await response.json()).toEqual({
+      statusCode: 500,
+      error: 'Internal Server Error',
+      message: 'internal server error',
+    });
     const span = await spanOf(response);
     expect(span.name).toBe('GET /fail');
     expect(span.status.code).toBe(SpanStatusCode.ERROR);
-    expect(span.events.some((event) => event.name === 'exception')).toBe(true);
+    const exception = span.events.find((event) => event.name === 'exception');
+    expect(exception?.attributes?.['exception.message']).toBe('this route always fails');
+    const records = lines.map((line) => JSON.parse(line) as Record<string, any>);
+    const logged = records.find((r) => r.request_id === 'fail-1' && r.level === 'error');
+    expect(JSON.stringify(logged)).toContain('this route always fails');
   });
 
   it('answers JSON 404 for unknown paths, shared under one route label', async () => {
     const response = await fetch(`${url}/nothing/here`);
     expect(response.status).toBe(404);
-    expect(await response.json()).toEqual({ error: 'not found' });
+    expect(await response.json()).toEqual({ statusCode: 404, error: 'Not Found', message: 'not found' });
     expect((await spanOf(response)).attributes['http.route']).toBeUndefined();
   });
 });

@@ -5,9 +5,14 @@ import { createApp } from './app.ts';
 
 const sextant = createSextant({ serviceName: 'fastify-api', shutdown: { handleSignals: true } });
 
-const port = Number(process.env.PORT ?? 3000);
-if (!Number.isInteger(port) || port < 0 || port > 65_535) {
-  sextant.logger.fatal({ value: process.env.PORT }, 'PORT must be an integer from 0 to 65535');
+// Digits only: `Number('')` is 0 (a random port) and `Number('0x50')` is 80, neither what was meant.
+const rawPort = process.env.PORT ?? '3000';
+const port = /^\d{1,5}$/.test(rawPort) ? Number(rawPort) : Number.NaN;
+if (!(port >= 0 && port <= 65_535)) {
+  sextant.logger.fatal(
+    { port: rawPort },
+    `PORT must be an integer from 0 to 65535, got ${JSON.stringify(rawPort)}`,
+  );
   process.exitCode = 1;
   await sextant.shutdown();
 } else {

@@ -1,7 +1,8 @@
 import type { AddressInfo } from 'node:net';
+import { SpanStatusCode } from '@opentelemetry/api';
 import { createSextant, type Sextant } from '@sextant/core';
 import type { FastifyInstance } from 'fastify';
-import { createJobQueue, createJobStore, type JobQueue } from 'job-store';
+import { createJobQueue, createJobStore, type JobQueue, MAX_EDGES, MAX_VARIABLES } from 'job-store';
 import { createTestBackends } from 'job-store/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../src/app.ts';
@@ -12,6 +13,15 @@ const SQUARE = [
   [2, 3],
   [3, 0],
 ];
+
+/** Every edge between `n` vertices: with 64, the largest max-cut problem a job may hold. */
+function complete(n: number): number[][] {
+  const edges: number[][] = [];
+  for (let a = 0; a < n; a++) for (let b = a + 1; b < n; b++) edges.push([a, b]);
+  return edges;
+}
+
+const badRequest = (message: string) => ({ statusCode: 400, error: 'Bad Request', message });
 
 async function until<T>(probe: () => Promise<T | undefined>, timeoutMs = 3000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -28,13 +38,14 @@ describe('fastify-api', () => {
   let app: FastifyInstance;
   let url: string;
   let queue: JobQueue;
+  const lines: string[] = [];
   const backends = createTestBackends('fastify_jobs');
 
   beforeAll(async () => {
     sextant = createSextant({
       serviceName: 'fastify-api-test',
       tracing: { exporter: 'memory' },
-      logs: { level: 'silent' },
+      logs: { destination: { write: (line: string) => void lines.push(line) } },
       env: {},
     });
     const store = await createJobStore(sextant, { databaseUrl: backends.env.DATABASE_URL });
@@ -80,23 +91,107 @@ describe('fastify-api', () => {
   it('answers 404 for an unknown job', async () => {
     const response = await fetch(`${url}/jobs/no-such-job`);
     expect(response.status).toBe(404);
-    expect(await response.json()).toEqual({ error: 'job not found', id: 'no-such-job' });
+    expect(await response.json()).toEqual({
+      statusCode: 404,
+      error: 'Not Found',
+      message: 'no job with id "no-such-job"',
+    });
   });
 
   it.each([
-    ['an unknown problem type', { type: 'sudoku', edges: SQUARE }, 'body/type must be one of: maxcut'],
-    ['no edges', { type: 'maxcut' }, "body must have required property 'edges'"],
-    ['a vertex out of range', { type: 'maxcut', edges: [[0, 99]] }, 'body/edges/0/1 must be <= 15'],
+    [
+      'an unknown problem type',
+      { type: 'sudoku', edges: SQUARE },
+      '"type" must be "maxcut" or "qubo", got "sudoku"',
+    ],
+    ['no edges', { type: 'maxcut' }, '"edges" must be an array of [vertex, vertex] pairs'],
+    [
+      'a self-loop',
+      { type: 'maxcut', edges: [[5, 5]] },
+      '"edges[0]" joins vertex 5 to itself: an edge must join two different vertices',
+    ],
+    [
+      'a vertex out of range',
+      { type: 'maxcut', edges: [[0, 1000]] },
+      '"edges[0]" names vertex 1000: vertices are numbered from 0 to 63 (at most 64 vertices)',
+    ],
+    [
+      'vertex 64, one past the last',
+      {
+        type: 'maxcut',
+        edges: [
+          [0, 1],
+          [64, 1],
+        ],
+      },
+      '"edges[1]" names vertex 64: vertices are numbered from 0 to 63 (at most 64 vertices)',
+    ],
     [
       'an edge with one end',
       { type: 'maxcut', edges: [[0]] },
-      'body/edges/0 must NOT have fewer than 2 items',
+      '"edges[0]" must be a pair of non-negative integers, like [0, 1]',
     ],
-  ])('answers 400 naming what is wrong for %s', async (_case, body, message) => {
+    [
+      'too many edges',
+      { type: 'maxcut', edges: [...complete(MAX_VARIABLES), [0, 1]] },
+      `"edges" may hold at most ${MAX_EDGES} edges, got ${MAX_EDGES + 1}`,
+    ],
+    [
+      'a QUBO matrix that is not square',
+      { type: 'qubo', matrix: [[1, 2], [3]] },
+      '"matrix[1]" must be an array of 2 numbers: the matrix must be square',
+    ],
+    [
+      'an array body',
+      [{ type: 'maxcut', edges: SQUARE }],
+      'the problem must be a JSON object, like {"type": "maxcut", "edges": [[0, 1]]}',
+    ],
+    [
+      'an unknown option',
+      { type: 'maxcut', edges: SQUARE, options: { priority: 1 } },
+      '"options" may hold "delayMs" and "failAttempts" only, got "priority"',
+    ],
+    [
+      'too many failed attempts',
+      { type: 'maxcut', edges: SQUARE, options: { failAttempts: 4 } },
+      '"options.failAttempts" must be an integer from 0 to 3',
+    ],
+  ])('answers 400 naming what is wrong and what is allowed for %s', async (_case, body, message) => {
     const response = await postJob(body);
     expect(response.status).toBe(400);
-    const error = (await response.json()) as { message: string };
-    expect(error.message).toContain(`invalid job: ${message}`);
+    expect(await response.json()).toEqual(badRequest(message));
+  });
+
+  it.each([
+    ['a 20-vertex ring', { type: 'maxcut', edges: Array.from({ length: 20 }, (_, i) => [i, (i + 1) % 20]) }],
+    ['every edge of 64 vertices, the largest problem', { type: 'maxcut', edges: complete(MAX_VARIABLES) }],
+    ['weighted edges', { type: 'maxcut', edges: SQUARE, weights: [1, 2, 0.5, -1] }],
+    [
+      'a QUBO matrix',
+      {
+        type: 'qubo',
+        matrix: [
+          [1, -2],
+          [0, 1],
+        ],
+      },
+    ],
+  ])('accepts %s: 202, stored for the worker', async (_case, body) => {
+    const created = await postJob({ ...body, options: { delayMs: 60_000 } });
+    expect(created.status).toBe(202);
+    const { id } = (await created.json()) as { id: string };
+    const job = await fetch(`${url}/jobs/${id}`);
+    expect(await job.json()).toMatchObject({ id, type: body.type, status: 'queued' });
+  });
+
+  it('answers 400 for malformed JSON, in the same shape', async () => {
+    const response = await fetch(`${url}/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"type": "maxcut", "edges": [[0,1]',
+    });
+    expect(response.status).toBe(400);
+    expect(await response.json()).toMatchObject({ statusCode: 400, error: 'Bad Request' });
   });
 
   it('names spans after the route templates, prefixes of nested plugins included', async () => {
@@ -124,10 +219,29 @@ describe('fastify-api', () => {
     expect(await response.json()).toEqual({ request_id: 'slow-1', trace_id: traceId });
   });
 
-  it('answers /fail with a 500 JSON error', async () => {
-    const response = await fetch(`${url}/fail`);
+  it('answers /fail with a generic 500, the error itself on the span and in the log only', async () => {
+    const response = await fetch(`${url}/fail`, { headers: { 'x-request-id': 'fail-1' } });
     expect(response.status).toBe(500);
-    expect(await response.json()).toMatchObject({ statusCode: 500, message: 'this route always fails' });
+    // The client learns nothing about the internals: not the exception's message.
+    expect(await response.json()).toEqual({
+      statusCode: 500,
+      error: 'Internal Server Error',
+      message: 'internal server error',
+    });
+    const spanId = response.headers.get('traceresponse')!.split('-')[2];
+    const span = await until(async () => {
+      await sextant.tracing.forceFlush();
+      return sextant.tracing.finishedSpans().find((s) => s.spanContext().spanId === spanId);
+    });
+    expect(span.status.code).toBe(SpanStatusCode.ERROR);
+    const exception = span.events.find((event) => event.name === 'exception');
+    expect(exception?.attributes?.['exception.message']).toBe('this route always fails');
+    const logged = await until(async () =>
+      lines
+        .map((line) => JSON.parse(line) as Record<string, any>)
+        .find((r) => r.request_id === 'fail-1' && r.level === 'error'),
+    );
+    expect(JSON.stringify(logged)).toContain('this route always fails');
   });
 
   it('on shutdown, answers readiness 503 at once, finishes in-flight requests, then closes', async () => {

@@ -16,7 +16,10 @@ const port = /^\d{1,5}$/.test(rawPort) ? Number(rawPort) : Number.NaN;
 const platform = process.env.NEST_PLATFORM ?? 'express';
 
 if (!(port >= 0 && port <= 65_535)) {
-  sextant.logger.fatal({ port: rawPort }, 'PORT must be an integer from 0 to 65535');
+  sextant.logger.fatal(
+    { port: rawPort },
+    `PORT must be an integer from 0 to 65535, got ${JSON.stringify(rawPort)}`,
+  );
   process.exitCode = 1;
   await sextant.shutdown();
 } else if (platform !== 'express' && platform !== 'fastify') {

@@ -8,10 +8,18 @@ import {
 } from '@sextant/bullmq';
 import { createSextant } from '@sextant/core';
 import { Worker, type WorkerOptions } from 'bullmq';
-import { createJobQueue, createJobStore, JOB_QUEUE_NAME, type JobData, queueSettings } from 'job-store';
+import {
+  createJobQueue,
+  createJobStore,
+  JOB_QUEUE_NAME,
+  type JobData,
+  jobStoreReachable,
+  queueSettings,
+} from 'job-store';
 import { createMetricsServer } from './metrics-server.ts';
 import { createProcessor } from './processor.ts';
 import { createSolver } from './solver/index.ts';
+import { createStoreOutageGate } from './store-outage.ts';
 
 const sextant = createSextant({ serviceName: 'worker', shutdown: { handleSignals: true } });
 
@@ -60,7 +68,14 @@ const stopDepth = observeQueueDepth(sextant, queue);
 const { connection, prefix } = queueSettings();
 const workerOptions: WorkerOptions = { connection, concurrency, telemetry: createBullMQTelemetry(sextant) };
 if (prefix !== undefined) workerOptions.prefix = prefix;
-const worker = new Worker<JobData>(JOB_QUEUE_NAME, createProcessor(sextant, store, solver), workerOptions);
+// While the database is unreachable, a job that finds it away is deferred (no attempt spent) and
+// the worker takes no new job until the database answers again.
+const storeOutage = createStoreOutageGate(sextant, { probe: () => jobStoreReachable(store) });
+const processor = createProcessor(sextant, store, solver, {
+  onStoreUnavailable: (error, jobId) => storeOutage.trip(error, jobId),
+});
+const worker = new Worker<JobData>(JOB_QUEUE_NAME, processor, workerOptions);
+storeOutage.attach(worker);
 reportConnectionErrors(sextant, worker, 'worker');
 observeWorker(sextant, worker);
 
@@ -72,6 +87,7 @@ const stopTakingJobs = () => {
   return closing;
 };
 sextant.onShutdownStart(() => {
+  storeOutage.close();
   // A failure to close is handled by the shutdown hook below, which awaits the same promise.
   void stopTakingJobs().catch(() => undefined);
 });

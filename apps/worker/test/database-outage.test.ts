@@ -13,9 +13,18 @@ import { Queue } from 'bullmq';
 import { JOB_QUEUE_NAME } from 'job-store';
 import { createTestBackends } from 'job-store/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { API_CWD, SOLVER_ENV, SQUARE, WORKER_CWD } from './fixtures.ts';
+import { API_CWD, expectRunning, SOLVER_ENV, SQUARE, WORKER_CWD } from './fixtures.ts';
 
 const PG_COMMAND_TIMEOUT_MS = 20_000;
+const DEFERRED_MSG =
+  'database unreachable: jobs are deferred without spending an attempt, and no new job is taken until it answers';
+const RESUMED_MSG = 'database reachable again, taking jobs';
+/** The API's answer while the database is away, in the shape of all its error answers. */
+const STORE_UNAVAILABLE = {
+  statusCode: 503,
+  error: 'Service Unavailable',
+  message: 'the job store is unavailable, try again later',
+};
 
 function postgresBin(): string {
   const versions = readdirSync('/usr/lib/postgresql')
@@ -90,10 +99,14 @@ class PrivatePostgres {
     this.run('pg_ctl', ['-D', this.data, '-m', 'fast', '-w', '-t', '15', 'stop']);
   }
 
+  get running(): boolean {
+    return existsSync(join(this.data, 'postmaster.pid'));
+  }
+
   /** Stops the server if it runs and removes every file; never throws. */
   destroy(): void {
     try {
-      if (existsSync(join(this.data, 'postmaster.pid'))) {
+      if (this.running) {
         this.run('pg_ctl', ['-D', this.data, '-m', 'immediate', '-w', '-t', '15', 'stop']);
       }
     } catch {}
@@ -101,11 +114,11 @@ class PrivatePostgres {
   }
 }
 
-async function submit(api: AppProcess, requestId: string): Promise<Response> {
+async function submit(api: AppProcess, requestId: string, options?: { delayMs: number }): Promise<Response> {
   return fetch(`${api.url}/jobs`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'x-request-id': requestId },
-    body: JSON.stringify(SQUARE),
+    body: JSON.stringify(options === undefined ? SQUARE : { ...SQUARE, options }),
     signal: AbortSignal.timeout(10_000),
   });
 }
@@ -116,7 +129,7 @@ async function waitForJob(api: AppProcess, id: string, timeoutMs = 20_000): Prom
   while (Date.now() < deadline) {
     const response = await fetch(`${api.url}/jobs/${id}`, { signal: AbortSignal.timeout(5_000) });
     job = (await response.json()) as Record<string, any>;
-    if (job.status === 'completed') return job;
+    if (job.status === 'completed' || job.status === 'failed') return job;
     await sleep(50);
   }
   throw new Error(`job ${id} did not complete: ${JSON.stringify(job)}`);
@@ -204,10 +217,10 @@ describe('PostgreSQL outage', () => {
     const during = await submit(app, 'e2e-pg-down');
     expect(during.status).toBe(503);
     expect(during.headers.get('content-type')).toMatch(/application\/json/);
-    expect(await during.json()).toEqual({ error: 'the job store is unavailable, try again later' });
+    expect(await during.json()).toEqual(STORE_UNAVAILABLE);
     const read = await fetch(`${app.url}/jobs/${beforeId}`, { signal: AbortSignal.timeout(10_000) });
     expect(read.status).toBe(503);
-    expect(await read.json()).toEqual({ error: 'the job store is unavailable, try again later' });
+    expect(await read.json()).toEqual(STORE_UNAVAILABLE);
 
     await waitForStatus(`${app.url}/health/ready`, 503);
     await waitForStatus(`${solver.url}/health/ready`, 503);
@@ -219,9 +232,7 @@ describe('PostgreSQL outage', () => {
     expect(detailed.checks.find((check) => check.name === 'prisma')).toMatchObject({ status: 'down' });
 
     // Neither process crashed, and both noticed the database going away.
-    expect(app.child.exitCode).toBeNull();
-    expect(solver.child.exitCode).toBeNull();
-    expect(stderr).not.toMatch(/Unhandled/);
+    expectRunning([app, solver], stderr);
     for (const running of [app, solver]) {
       expect(running.strayLines()).toEqual([]);
       await running.waitForRecord((record) => record.msg === 'database connection lost', 5_000);
@@ -236,8 +247,86 @@ describe('PostgreSQL outage', () => {
     expect(await waitForJob(app, afterId)).toMatchObject({ id: afterId, status: 'completed' });
     expect((await waitForJob(app, beforeId)).status).toBe('completed');
 
-    expect(app.child.exitCode).toBeNull();
-    expect(solver.child.exitCode).toBeNull();
-    expect(stderr).not.toMatch(/Unhandled/);
+    expectRunning([app, solver], stderr);
   }, 60_000);
+
+  it('keeps the jobs the worker picks up while the database is down, and completes them once it is back', async () => {
+    const app = api!;
+    const solver = worker!;
+    // Independent of the test above, which may have stopped before restarting the database.
+    if (!postgres.running) postgres.start();
+    await waitForStatus(`${app.url}/health/ready`, 200, 20_000);
+    await waitForStatus(`${solver.url}/health/ready`, 200, 20_000);
+    const firstRecord = solver.records().length;
+    const outageRecords = (msg: string) =>
+      solver
+        .records()
+        .slice(firstRecord)
+        .filter((record) => record.msg === msg);
+    const queue = new Queue(JOB_QUEUE_NAME, {
+      connection: { url: queueEnv.REDIS_URL },
+      prefix: queueEnv.SEXTANT_QUEUE_PREFIX,
+    });
+    try {
+      // Delayed jobs, stored while the database is up and due once it is down (a backlog does the same).
+      const ids: string[] = [];
+      for (const n of [1, 2]) {
+        const response = await submit(app, `e2e-pg-delayed-${n}`, { delayMs: 2500 });
+        expect(response.status).toBe(202);
+        ids.push(((await response.json()) as { id: string }).id);
+      }
+      postgres.stop();
+
+      // The worker takes them during the outage (the first one at least: once a job has found the
+      // database away, the worker takes no new job until it answers)...
+      const deadline = Date.now() + 15_000;
+      for (;;) {
+        const started = await Promise.all(ids.map(async (id) => (await queue.getJob(id))!.attemptsStarted));
+        if (started.some((count) => count >= 1)) break;
+        if (Date.now() > deadline) throw new Error('no job was taken during the outage');
+        await sleep(50);
+      }
+      // ...and, for longer than their 3 attempts and backoff (0.6 s) would take, spend no attempt.
+      await sleep(2000);
+      for (const id of ids) {
+        const job = (await queue.getJob(id))!;
+        expect({ id, state: await job.getState(), attemptsMade: job.attemptsMade }).toMatchObject({
+          id,
+          state: expect.stringMatching(/^(delayed|waiting|active)$/),
+          attemptsMade: 0,
+        });
+      }
+      const deferred = outageRecords(DEFERRED_MSG);
+      expect(deferred).toHaveLength(1);
+      expect(deferred[0]).toMatchObject({ level: 'warn', component: 'store-outage' });
+      expect(ids).toContain(deferred[0]!.job_id);
+      expect(String(deferred[0]!.reason)).toMatch(/reach database server|terminating connection/i);
+      expectRunning([app, solver], stderr);
+
+      postgres.start();
+      for (const id of ids) {
+        const job = await waitForJob(app, id, 30_000);
+        expect(job).toMatchObject({ id, status: 'completed', attempts: 1 });
+        expect(job.result).toMatchObject({ value: 4 });
+        // BullMQ marks the job completed once the processor has returned, just after the row.
+        await expect
+          .poll(async () => (await queue.getJob(id))!.getState(), { timeout: 5_000 })
+          .toBe('completed');
+      }
+      await solver.waitForRecord((record) => record.msg === RESUMED_MSG, 10_000);
+
+      // One record when the outage starts and one when it ends; no attempt failed.
+      expect(outageRecords(DEFERRED_MSG)).toHaveLength(1);
+      expect(outageRecords(RESUMED_MSG)).toHaveLength(1);
+      const failures = solver
+        .records()
+        .slice(firstRecord)
+        .filter((record) => ids.includes(record.job_id) && /failed/.test(String(record.msg)));
+      expect(failures).toEqual([]);
+      expectRunning([app, solver], stderr);
+      expect(solver.strayLines()).toEqual([]);
+    } finally {
+      await queue.close().catch(() => undefined);
+    }
+  }, 90_000);
 });

@@ -4,17 +4,20 @@
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { SpanKind } from '@opentelemetry/api';
+import { createSextant, runWithRequestId, traced } from '@sextant/core';
 import { type AppProcess, startApp } from '@sextant/testing/app-process';
-import { sampleSum } from '@sextant/testing/exposition';
+import { sampleSum, sampleValue } from '@sextant/testing/exposition';
 import { type DecodedSpan, type OtlpReceiver, startOtlpReceiver } from '@sextant/testing/otlp-receiver';
 import { promtoolCheck } from '@sextant/testing/promtool';
+import { createJobQueue, createJobStore, submitJob } from 'job-store';
 import { createTestBackends, type TestBackends } from 'job-store/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { API_CWD, SOLVER_ENV, SQUARE, WORKER_CWD } from './fixtures.ts';
+import { API_CWD, expectNoCrashOutput, expectRunning, SOLVER_ENV, SQUARE, WORKER_CWD } from './fixtures.ts';
 
 const SPAN_KIND = { server: 2, client: 3, producer: 4, consumer: 5 } as const;
 
@@ -100,6 +103,52 @@ async function freePort(): Promise<number> {
   const { port } = server.address() as { port: number };
   await new Promise((resolve) => server.close(resolve));
   return port;
+}
+
+/** Polls the app's `/metrics` until the sample `name` with exactly `labels` (0 while absent) passes `until`; returns it. */
+async function waitForMetric(
+  app: AppProcess,
+  name: string,
+  labels: Record<string, string>,
+  until: (value: number) => boolean,
+  timeoutMs = 10_000,
+): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  const read = async () => sampleValue(await (await fetch(`${app.url}/metrics`)).text(), name, labels) ?? 0;
+  let value = await read();
+  while (!until(value) && Date.now() < deadline) {
+    await sleep(50);
+    value = await read();
+  }
+  return value;
+}
+
+/**
+ * Listens on 127.0.0.1:`port` and pipes each connection to 127.0.0.1:`target`: a collector coming
+ * back at the address the apps were started with. Resolves with the function that stops it.
+ */
+async function forward(port: number, target: number): Promise<() => Promise<void>> {
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = connect(target, '127.0.0.1');
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+      socket.on('error', () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', resolve);
+  });
+  return async () => {
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => server.close(resolve));
+  };
 }
 
 describe('one POST /jobs is one trace across the API and the worker', () => {
@@ -327,7 +376,7 @@ describe('one POST /jobs is one trace across the API and the worker', () => {
     }
   });
 
-  it('marks a job failed after its last attempt, and an invalid problem at once, without retrying it', async () => {
+  it('marks a job failed after its last attempt', async () => {
     const { api } = deployment;
     const exhausted = await submit(api, { ...SQUARE, options: { failAttempts: 3 } }, 'e2e-exhausted');
     expect(exhausted.response.status).toBe(202);
@@ -342,20 +391,86 @@ describe('one POST /jobs is one trace across the API and the worker', () => {
       10_000,
     );
     expect(attempts.map((s) => s.attributes['bullmq.job.outcome'])).toEqual(['retried', 'retried', 'failed']);
+  });
 
-    // The API takes vertex ids the worker's solver refuses (it has at most 64 variables).
-    const invalid = await submit(api, { type: 'maxcut', edges: [[0, 500]] }, 'e2e-invalid');
-    expect(invalid.response.status).toBe(202);
-    const refused = await waitForJob(api, invalid.id, 'failed');
-    expect(refused.attempts).toBe(1);
-    expect(refused.error).toMatch(/invalid problem/);
-    const [attempt] = await receiver.waitForSpans(
-      (s) => s.traceId === invalid.traceId && s.name === 'process quantum-jobs',
-      1,
-      10_000,
+  it('refuses an invalid problem with 400, and the worker fails one found on the queue at once, without retrying it', async () => {
+    const { api, worker } = deployment;
+    // The API validates as the worker's solver does: vertex 500 is past its 64 variables.
+    const problem = { type: 'maxcut', edges: [[0, 500]] };
+    const refused = await submit(api, problem, 'e2e-invalid');
+    expect(refused.response.status).toBe(400);
+    expect(await refused.response.json()).toEqual({
+      statusCode: 400,
+      error: 'Bad Request',
+      message: expect.stringMatching(/^"edges\[0\]" names vertex 500: vertices are numbered from 0 to 63/),
+    });
+    // Refused before anything was stored or enqueued.
+    await receiver.waitForSpans((s) => s.traceId === refused.traceId && s.name === 'POST /jobs', 1, 10_000);
+    expect(receiver.spans().filter((s) => s.traceId === refused.traceId && s.name !== 'POST /jobs')).toEqual(
+      [],
     );
-    expect(attempt!.attributes['bullmq.job.outcome']).toBe('failed');
-    expect(attempt!.attributes['error.type']).toBe('UnrecoverableError');
+
+    // An invalid job can still reach the queue (another producer, an older API): stored and
+    // enqueued here as the API does it, inside a request with its id and trace.
+    const producer = createSextant({
+      serviceName: 'e2e-producer',
+      env: {},
+      tracing: { exporter: 'memory' },
+      logs: { level: 'silent' },
+      metrics: { defaultMetrics: false },
+    });
+    try {
+      const store = await createJobStore(producer, { databaseUrl: backends.env.DATABASE_URL });
+      const queue = createJobQueue(producer, {
+        redisUrl: backends.env.REDIS_URL,
+        prefix: backends.env.SEXTANT_QUEUE_PREFIX,
+      });
+      const id = await runWithRequestId('e2e-invalid-queued', () =>
+        traced('POST /jobs', () => submitJob(store, queue, problem), {
+          kind: SpanKind.SERVER,
+          tracer: producer.tracer,
+        }),
+      );
+      const publishes = producer.tracing.finishedSpans().filter((s) => s.kind === SpanKind.PRODUCER);
+      expect(publishes.map((s) => s.name)).toEqual(['add quantum-jobs']);
+      const { traceId, spanId: publishSpanId } = publishes[0]!.spanContext();
+
+      const failed = await waitForJob(api, id, 'failed');
+      expect(failed).toMatchObject({ id, type: 'maxcut', status: 'failed', attempts: 1 });
+      expect(failed.error).toMatch(/invalid problem/);
+      // The row is written first; BullMQ moves the job once the attempt has thrown.
+      await expect
+        .poll(async () => {
+          const job = (await queue.getJob(id))!;
+          return { state: await job.getState(), attemptsMade: job.attemptsMade };
+        })
+        .toEqual({ state: 'failed', attemptsMade: 1 });
+      const [attempt] = await receiver.waitForSpans(
+        (s) => s.traceId === traceId && s.name === 'process quantum-jobs',
+        1,
+        10_000,
+      );
+      expect(attempt!.parentSpanId).toBe(publishSpanId);
+      expect(attempt!.attributes['bullmq.job.outcome']).toBe('failed');
+      expect(attempt!.attributes['error.type']).toBe('UnrecoverableError');
+      expect(attempt!.status.code).toBe(2);
+      await worker.waitForRecord((r) => r.job_id === id && r.msg === 'job failed');
+      const records = worker.records().filter((r) => r.job_id === id);
+      expect(records.map((r) => r.msg)).toEqual(['job started', 'job failed']);
+      expect(records[1]).toMatchObject({
+        level: 'warn',
+        final: true,
+        request_id: 'e2e-invalid-queued',
+        trace_id: traceId,
+      });
+      // Never retried: still one attempt, well past the 200 ms backoff a retry would wait.
+      await sleep(500);
+      expect(
+        receiver.spans().filter((s) => s.traceId === traceId && s.name === 'process quantum-jobs'),
+      ).toHaveLength(1);
+    } finally {
+      await producer.shutdown();
+    }
   });
 
   it('stops the worker on SIGTERM: it exits by itself with code 0 and wrote nothing to stderr', async () => {
@@ -363,30 +478,93 @@ describe('one POST /jobs is one trace across the API and the worker', () => {
     worker.child.kill('SIGTERM');
     expect(await worker.exited).toEqual({ code: 0, signal: null });
     expect(worker.strayLines()).toEqual([]);
-    expect(deployment.stderr()).not.toMatch(/Unhandled/);
+    expectNoCrashOutput(deployment.stderr());
   });
 });
 
 describe('outages', () => {
-  it('serves and processes normally while the collector is unreachable', async () => {
+  it('serves and processes normally while the collector is unreachable, says so once, and exports again once it is back', async () => {
+    // The endpoint is fixed at start-up: nothing listens on it until the collector "comes back".
+    const port = await freePort();
     const backends = createTestBackends('e2e_collector');
     const deployment = await startDeployment({
       ...backends.env,
-      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${await freePort()}`,
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`,
       OTEL_BSP_SCHEDULE_DELAY: '50',
+      // A refused export is retried with backoff until this timeout (10 s by default): short, so
+      // that several batches fail during the test, not one.
+      OTEL_EXPORTER_OTLP_TIMEOUT: '300',
     });
+    let receiver: OtlpReceiver | undefined;
+    let stopForwarding: (() => Promise<void>) | undefined;
     try {
       const { api, worker } = deployment;
-      const { response, id } = await submit(api, SQUARE, 'e2e-no-collector');
-      expect(response.status).toBe(202);
-      expect((await waitForJob(api, id, 'completed')).result).toMatchObject({ value: 4 });
+      // One job after the other: each process fails to export several batches.
+      for (const n of [1, 2, 3]) {
+        const { response, id } = await submit(api, SQUARE, `e2e-no-collector-${n}`);
+        expect(response.status).toBe(202);
+        expect((await waitForJob(api, id, 'completed')).result).toMatchObject({ value: 4 });
+      }
       expect((await fetch(`${api.url}/health/ready`)).status).toBe(200);
       expect((await fetch(`${worker.url}/health/ready`)).status).toBe(200);
-      expect(api.child.exitCode).toBeNull();
-      expect(worker.child.exitCode).toBeNull();
-      expect(deployment.stderr()).not.toMatch(/Unhandled/);
+
+      // Each process says so in one record, however many exports failed (at most one per minute).
+      const internalErrors = (app: AppProcess) =>
+        app.records().filter((r) => r.msg === 'sextant internal error');
+      for (const app of [api, worker]) {
+        const failures = await waitForMetric(
+          app,
+          'sextant_internal_errors_total',
+          { kind: 'span_export' },
+          (value) => value >= 2,
+        );
+        expect(failures).toBeGreaterThanOrEqual(2);
+        const dropped = await waitForMetric(
+          app,
+          'sextant_spans_dropped_total',
+          { reason: 'export_failed' },
+          (v) => v > 0,
+        );
+        expect(dropped).toBeGreaterThan(0);
+        await app.waitForRecord((r) => r.msg === 'sextant internal error');
+        expect(internalErrors(app)).toHaveLength(1);
+        expect(internalErrors(app)[0]).toMatchObject({
+          level: 'warn',
+          component: 'sextant',
+          kind: 'span_export',
+          err: { message: expect.stringMatching(/ECONNREFUSED/) },
+        });
+      }
+      expectRunning([api, worker], deployment.stderr());
+
+      // The collector is back at the same address: the next request's spans arrive from both processes.
+      receiver = await startOtlpReceiver();
+      stopForwarding = await forward(port, receiver.port);
+      const after = await submit(api, SQUARE, 'e2e-collector-back');
+      expect(after.response.status).toBe(202);
+      await waitForJob(api, after.id, 'completed');
+      const [server] = await receiver.waitForSpans(
+        (s) => s.traceId === after.traceId && s.name === 'POST /jobs',
+        1,
+        10_000,
+      );
+      expect(serviceOf(server!)).toBe('express-api');
+      const [processing] = await receiver.waitForSpans(
+        (s) => s.traceId === after.traceId && s.name === 'process quantum-jobs',
+        1,
+        10_000,
+      );
+      expect(serviceOf(processing!)).toBe('worker');
+      for (const app of [api, worker]) {
+        const exported = await waitForMetric(app, 'sextant_spans_exported_total', {}, (v) => v > 0);
+        expect(exported).toBeGreaterThan(0);
+        expect(internalErrors(app)).toHaveLength(1);
+      }
+      expectRunning([api, worker], deployment.stderr());
     } finally {
       await deployment.stop();
+      await stopForwarding?.();
+      await receiver?.close();
       await backends.cleanup();
     }
   });
@@ -453,9 +631,48 @@ describe('outages', () => {
       const during = await submit(api, SQUARE, 'e2e-redis-down');
       expect(during.response.status).toBe(503);
       expect(await during.response.json()).toEqual({
-        error: 'the job queue is unavailable, try again later',
+        statusCode: 503,
+        error: 'Service Unavailable',
+        message: 'the job queue is unavailable, try again later',
       });
       expect((await fetch(`${api.url}/health`)).status).toBe(200);
+      // The refused request, in the API's log: the operation's failure with its cause, and the 503
+      // (written as the response ends: it may reach us after the response).
+      await api.waitForRecord((r) => r.request_id === 'e2e-redis-down' && r.msg === 'request completed');
+      const refused = api.records().filter((r) => r.request_id === 'e2e-redis-down');
+      expect(refused).toEqual([
+        expect.objectContaining({
+          level: 'error',
+          msg: 'business operation failed',
+          business_operation: 'submit_job',
+          outcome: 'failure',
+          err: expect.objectContaining({
+            type: 'JobsUnavailableError',
+            message: 'the job queue is unavailable, try again later',
+          }),
+        }),
+        expect.objectContaining({ msg: 'request completed', http_response_status_code: 503 }),
+      ]);
+      // Each Redis connection says it cannot reach Redis, naming the address: once, not on each of
+      // the reconnects that fail while Redis stays away (about one a second).
+      await sleep(2500);
+      const refusedConnections = (app: AppProcess, what: string) =>
+        app
+          .records()
+          .filter((r) => r.msg === `${what}: Redis connection error` && r.err?.code === 'ECONNREFUSED');
+      for (const [app, what] of [
+        [api, 'job queue'],
+        [worker, 'job queue'],
+        [worker, 'worker'],
+      ] as const) {
+        expect(refusedConnections(app, what)).toEqual([
+          expect.objectContaining({
+            level: 'warn',
+            err: expect.objectContaining({ message: `connect ECONNREFUSED 127.0.0.1:${port}` }),
+          }),
+        ]);
+      }
+      expectRunning([api, worker], deployment.stderr());
 
       startRedis();
       await waitForRedis();
@@ -464,8 +681,7 @@ describe('outages', () => {
       const after = await submit(api, SQUARE, 'e2e-redis-after');
       expect(after.response.status).toBe(202);
       await waitForJob(api, after.id, 'completed', 30_000);
-      expect(api.child.exitCode).toBeNull();
-      expect(worker.child.exitCode).toBeNull();
+      expectRunning([api, worker], deployment.stderr());
 
       // SIGTERM while Redis is away: both still drain, flush and exit by themselves.
       stopRedis();
@@ -474,7 +690,24 @@ describe('outages', () => {
       worker.child.kill('SIGTERM');
       expect(await api.exited).toEqual({ code: 0, signal: null });
       expect(await worker.exited).toEqual({ code: 0, signal: null });
-      expect(deployment.stderr()).not.toMatch(/Unhandled/);
+      // Their Redis connections cannot close cleanly: each is dropped, with one record.
+      const unclosed = (app: AppProcess) =>
+        app
+          .records()
+          .filter((r) => /: Redis connection did not close cleanly, disconnecting$/.test(String(r.msg)))
+          .map((r) => r.msg)
+          .sort();
+      // (Their last lines may still be in the pipe when the exit is reported.)
+      await expect
+        .poll(() => unclosed(api))
+        .toEqual(['job queue: Redis connection did not close cleanly, disconnecting']);
+      await expect
+        .poll(() => unclosed(worker))
+        .toEqual([
+          'job queue: Redis connection did not close cleanly, disconnecting',
+          'worker: Redis connection did not close cleanly, disconnecting',
+        ]);
+      expectNoCrashOutput(deployment.stderr());
     } finally {
       await deployment.stop();
       stopRedis();

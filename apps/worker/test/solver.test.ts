@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Span } from '@opentelemetry/api';
 import { createSextant, type Sextant } from '@sextant/core';
+import { type MaxCutProblem, type Problem, problemSize, validateProblem } from 'job-store';
 import { afterEach, describe, expect, it } from 'vitest';
 import { anneal, bruteForce } from '../src/solver/classical.ts';
-import { type MaxCutProblem, type Problem, problemSize, validateProblem } from '../src/solver/problem.ts';
 import {
   createSimulatedProvider,
   ProviderFailureError,

@@ -9,8 +9,8 @@ import {
   Post,
   UseGuards,
 } from '@nestjs/common';
+import { type JobSubmission, JobSubmissionPipe } from './job-submission.pipe.ts';
 import { JobsService } from './jobs.service.ts';
-import { type JobSubmission, MaxCutProblemPipe } from './max-cut-problem.pipe.ts';
 import { SubmissionsGuard } from './submissions.guard.ts';
 
 @Controller('jobs')
@@ -24,7 +24,7 @@ export class JobsController {
   @Post()
   @HttpCode(202)
   @UseGuards(SubmissionsGuard)
-  async submit(@Body(MaxCutProblemPipe) { problem, options }: JobSubmission): Promise<{ id: string }> {
+  async submit(@Body(JobSubmissionPipe) { problem, options }: JobSubmission): Promise<{ id: string }> {
     return { id: await this.#jobs.submit(problem, options) };
   }
 

@@ -1,8 +1,8 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { JOB_BACKENDS, type JobBackends } from './job-backends.ts';
+import { JobSubmissionPipe } from './job-submission.pipe.ts';
 import { JobsController } from './jobs.controller.ts';
 import { JobsService } from './jobs.service.ts';
-import { MaxCutProblemPipe } from './max-cut-problem.pipe.ts';
 import { SubmissionsGuard } from './submissions.guard.ts';
 
 @Module({})
@@ -14,7 +14,7 @@ export class JobsModule {
       controllers: [JobsController],
       providers: [
         JobsService,
-        MaxCutProblemPipe,
+        JobSubmissionPipe,
         SubmissionsGuard,
         { provide: JOB_BACKENDS, useValue: jobs },
       ],

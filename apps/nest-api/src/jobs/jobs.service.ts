@@ -1,7 +1,7 @@
 import { Inject, Injectable, ServiceUnavailableException } from '@nestjs/common';
 import { Traced } from '@sextant/nestjs';
+import type { Problem } from 'job-store';
 import { findJob, type JobOptions, JobsUnavailableError, type JobView, submitJob } from 'job-store';
-import type { MaxCutProblem } from '../problem.ts';
 import { JOB_BACKENDS, type JobBackends } from './job-backends.ts';
 
 /** The store or the queue is away: 503, the client may retry. */
@@ -21,7 +21,7 @@ export class JobsService {
 
   /** A child span of the request's: `JobsService.submit`, with the insert and the publish inside it. */
   @Traced()
-  submit(problem: MaxCutProblem, options: JobOptions): Promise<string> {
+  submit(problem: Problem, options: JobOptions): Promise<string> {
     return submitJob(this.#jobs.store, this.#jobs.queue, problem, options).catch(unavailable);
   }
 

@@ -1,4 +1,4 @@
-import type { Problem } from './problem.ts';
+import type { Problem } from 'job-store';
 import { energyOf, flip, flipDelta, localFields, objectiveOf, type Qubo, toQubo } from './qubo.ts';
 import { createRandom } from './settings.ts';
 

@@ -1,10 +1,10 @@
 // The worker's solving domain: problems, the classical solver, the simulated quantum provider and
 // the solver that ties them to `sextant.quantum`.
 
+export type { MaxCutProblem, Problem, ProblemType, ProblemValidation, QuboProblem } from 'job-store';
+export { MAX_COEFFICIENT, MAX_EDGES, MAX_VARIABLES, problemSize, validateProblem } from 'job-store';
 export type { AnnealOptions, ClassicalResult } from './classical.ts';
 export { anneal, BRUTE_FORCE_MAX_VARIABLES, bruteForce } from './classical.ts';
-export type { MaxCutProblem, Problem, ProblemType, ProblemValidation, QuboProblem } from './problem.ts';
-export { MAX_COEFFICIENT, MAX_EDGES, MAX_VARIABLES, problemSize, validateProblem } from './problem.ts';
 export type {
   ProviderSample,
   QuantumProvider,

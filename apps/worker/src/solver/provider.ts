@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { Problem } from './problem.ts';
+import type { Problem } from 'job-store';
 import { energyOf, flip, flipDelta, localFields, objectiveOf, type Qubo, toQubo } from './qubo.ts';
 import { createRandom, type Environment, readBoolean, readName, readNumber } from './settings.ts';
 

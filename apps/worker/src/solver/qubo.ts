@@ -1,4 +1,4 @@
-import { type Problem, problemSize } from './problem.ts';
+import { type Problem, problemSize } from 'job-store';
 
 /**
  * A QUBO in the form the solvers work on: `energy(x) = Σ linear[i]·x[i] + Σ_{i<j} coupling[i·n+j]·x[i]·x[j]`.

@@ -1,7 +1,7 @@
 import type { QuantumFallbackReason, QuantumJob, Sextant } from '@sextant/core';
+import { type Problem, problemSize, validateProblem } from 'job-store';
 import CircuitBreaker from 'opossum';
 import { type AnnealOptions, anneal } from './classical.ts';
-import { type Problem, problemSize, validateProblem } from './problem.ts';
 import {
   createSimulatedProvider,
   ProviderFailureError,

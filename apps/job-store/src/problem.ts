@@ -1,6 +1,7 @@
 /**
  * The problems the solver accepts, validated by hand so every message can say exactly what is
- * wrong (the HTTP apps answer 400 with it).
+ * wrong. The HTTP apps answer 400 with it and the worker refuses the job with it: one rule in
+ * both places, so a job answered 202 is never one the worker then rejects.
  *
  * Max-cut: vertices are `0..n-1`, where `n` is the largest vertex id plus one (an id that no edge
  * names is an isolated vertex). Each edge has weight 1 unless `weights` gives one per edge.
