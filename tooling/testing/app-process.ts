@@ -19,17 +19,24 @@ export interface AppProcess {
   stop(): Promise<void>;
 }
 
-export async function startApp(options: {
+/** Where an app runs: its folder, and the script `node` runs there (default `src/main.ts`). */
+export interface AppCommand {
   cwd: string;
   env?: Record<string, string>;
   entry?: string;
-  startTimeoutMs?: number;
-}): Promise<AppProcess> {
-  const child = spawn(process.execPath, ['--conditions=sextant-source', options.entry ?? 'src/main.ts'], {
+}
+
+/** Spawns the app the way `pnpm start` runs it, workspace packages resolved to their sources. */
+function spawnApp(options: AppCommand, env: Record<string, string | undefined>): ChildProcess {
+  return spawn(process.execPath, ['--conditions=sextant-source', options.entry ?? 'src/main.ts'], {
     cwd: options.cwd,
-    env: { ...process.env, NODE_ENV: 'test', PORT: '0', ...options.env },
+    env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+}
+
+export async function startApp(options: AppCommand & { startTimeoutMs?: number }): Promise<AppProcess> {
+  const child = spawnApp(options, { NODE_ENV: 'test', PORT: '0', ...options.env });
   const records: Array<Record<string, any>> = [];
   const stray: string[] = [];
   const waiters = new Set<() => void>();
@@ -90,4 +97,26 @@ export async function startApp(options: {
       await exited;
     },
   };
+}
+
+/**
+ * Runs the app until it exits by itself (or is killed after `timeoutMs`), for start-up checks:
+ * its exit code and the records it wrote. Every line on stdout must be JSON.
+ */
+export async function runAppToExit(
+  options: AppCommand & { timeoutMs?: number },
+): Promise<{ code: number | null; records: Array<Record<string, unknown>> }> {
+  const child = spawnApp(options, options.env ?? {});
+  let stdout = '';
+  child.stdout!.on('data', (chunk) => {
+    stdout += chunk;
+  });
+  const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 20_000);
+  const [code] = await once(child, 'exit');
+  clearTimeout(timer);
+  const records = stdout
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+  return { code: code as number | null, records };
 }

@@ -16,6 +16,161 @@ const REQUEST_COUNT = 'http_server_request_duration_seconds_count';
 /** The `http_route` of requests that matched no route (core's `UNMATCHED_ROUTE`). */
 const UNMATCHED_ROUTE = '_unmatched';
 
+/** A valid job: max-cut on a 4-cycle. */
+export const SQUARE_JOB = {
+  type: 'maxcut',
+  edges: [
+    [0, 1],
+    [1, 2],
+    [2, 3],
+    [3, 0],
+  ],
+};
+
+/** The most vertices a job may hold (job-store's `MAX_VARIABLES`), and so the most edges. */
+const MAX_VERTICES = 64;
+const MAX_EDGES = (MAX_VERTICES * (MAX_VERTICES - 1)) / 2;
+
+/** Every edge between `n` vertices: with 64, the largest max-cut problem a job may hold. */
+export function completeGraph(n: number): number[][] {
+  const edges: number[][] = [];
+  for (let a = 0; a < n; a++) for (let b = a + 1; b < n; b++) edges.push([a, b]);
+  return edges;
+}
+
+/** `POST /jobs` bodies every app answers 400, each with the message naming what is wrong and what is allowed. */
+const INVALID_JOBS: Array<[string, unknown, string]> = [
+  ['an unknown problem type', { type: 'sudoku' }, '"type" must be "maxcut" or "qubo", got "sudoku"'],
+  [
+    'an unknown problem type, with edges',
+    { type: 'sudoku', edges: SQUARE_JOB.edges },
+    '"type" must be "maxcut" or "qubo", got "sudoku"',
+  ],
+  ['no edges', { type: 'maxcut' }, '"edges" must be an array of [vertex, vertex] pairs'],
+  ['an empty edge list', { type: 'maxcut', edges: [] }, '"edges" must hold at least one edge'],
+  [
+    'a self-loop',
+    { type: 'maxcut', edges: [[5, 5]] },
+    '"edges[0]" joins vertex 5 to itself: an edge must join two different vertices',
+  ],
+  [
+    'a vertex out of range',
+    { type: 'maxcut', edges: [[0, 1000]] },
+    '"edges[0]" names vertex 1000: vertices are numbered from 0 to 63 (at most 64 vertices)',
+  ],
+  [
+    'vertex 64, one past the last',
+    {
+      type: 'maxcut',
+      edges: [
+        [0, 1],
+        [64, 1],
+      ],
+    },
+    '"edges[1]" names vertex 64: vertices are numbered from 0 to 63 (at most 64 vertices)',
+  ],
+  [
+    'a negative vertex',
+    {
+      type: 'maxcut',
+      edges: [
+        [0, 1],
+        [1, -2],
+      ],
+    },
+    '"edges[1]" must be a pair of non-negative integers, like [0, 1]',
+  ],
+  [
+    'a fractional vertex',
+    { type: 'maxcut', edges: [[0.5, 1]] },
+    '"edges[0]" must be a pair of non-negative integers, like [0, 1]',
+  ],
+  [
+    'an edge with one end',
+    { type: 'maxcut', edges: [[0]] },
+    '"edges[0]" must be a pair of non-negative integers, like [0, 1]',
+  ],
+  [
+    'a triple',
+    { type: 'maxcut', edges: [[0, 1, 2]] },
+    '"edges[0]" must be a pair of non-negative integers, like [0, 1]',
+  ],
+  [
+    'a string vertex',
+    { type: 'maxcut', edges: [['0', 1]] },
+    '"edges[0]" must be a pair of non-negative integers, like [0, 1]',
+  ],
+  [
+    'too many edges',
+    { type: 'maxcut', edges: [...completeGraph(MAX_VERTICES), [0, 1]] },
+    `"edges" may hold at most ${MAX_EDGES} edges, got ${MAX_EDGES + 1}`,
+  ],
+  [
+    'weights not one per edge',
+    { ...SQUARE_JOB, weights: [1, 2] },
+    '"weights" must be an array of numbers, one per edge (4)',
+  ],
+  [
+    'a QUBO matrix that is not square',
+    { type: 'qubo', matrix: [[1, 2], [3]] },
+    '"matrix[1]" must be an array of 2 numbers: the matrix must be square',
+  ],
+  [
+    'an array body',
+    [SQUARE_JOB],
+    'the problem must be a JSON object, like {"type": "maxcut", "edges": [[0, 1]]}',
+  ],
+  [
+    'options that are not an object',
+    { ...SQUARE_JOB, options: 5 },
+    '"options" must be an object like { "delayMs": 500, "failAttempts": 2 }',
+  ],
+  [
+    'a negative delay',
+    { ...SQUARE_JOB, options: { delayMs: -1 } },
+    '"options.delayMs" must be an integer from 0 to 60000',
+  ],
+  [
+    'a delay too long',
+    { ...SQUARE_JOB, options: { delayMs: 60_001 } },
+    '"options.delayMs" must be an integer from 0 to 60000',
+  ],
+  [
+    'too many failed attempts',
+    { ...SQUARE_JOB, options: { failAttempts: 4 } },
+    '"options.failAttempts" must be an integer from 0 to 3',
+  ],
+  [
+    'an unknown option',
+    { ...SQUARE_JOB, options: { priority: 1 } },
+    '"options" may hold "delayMs" and "failAttempts" only, got "priority"',
+  ],
+];
+
+/** `POST /jobs` problems every app accepts, up to the largest. */
+const VALID_JOBS: Array<[string, { type: string } & Record<string, unknown>]> = [
+  ['a 20-vertex ring', { type: 'maxcut', edges: Array.from({ length: 20 }, (_, i) => [i, (i + 1) % 20]) }],
+  ['every edge of 64 vertices, the largest problem', { type: 'maxcut', edges: completeGraph(MAX_VERTICES) }],
+  ['weighted edges', { ...SQUARE_JOB, weights: [1, 2, 0.5, -1] }],
+  [
+    'a QUBO matrix',
+    {
+      type: 'qubo',
+      matrix: [
+        [1, -2],
+        [0, 1],
+      ],
+    },
+  ],
+];
+
+const postJob = (url: string, body: unknown) =>
+  fetch(`${url}/jobs`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+
 function traceIdOf(response: Response): string {
   const header = response.headers.get('traceresponse');
   expect(header).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
@@ -122,27 +277,17 @@ export function describeHttpConformance(
         sent++;
         return fetch(`${app.url}${path}`, init);
       };
-      const postJob = (body: unknown) =>
-        send('/jobs', {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify(body),
-        });
+      const post = (body: unknown) => {
+        sent++;
+        return postJob(app.url, body);
+      };
 
-      const created = await postJob({
-        type: 'maxcut',
-        edges: [
-          [0, 1],
-          [1, 2],
-          [2, 3],
-          [3, 0],
-        ],
-      });
+      const created = await post(SQUARE_JOB);
       expect(created.status).toBe(202);
       const { id } = (await created.json()) as { id: string };
       expect((await send(`/jobs/${id}`)).status).toBe(200);
       for (let i = 0; i < 25; i++) expect((await send(`/jobs/missing-${i}`)).status).toBe(404);
-      expect((await postJob({ type: 'sudoku' })).status).toBe(400);
+      expect((await post({ type: 'sudoku' })).status).toBe(400);
       const unmatchedSent = 10;
       for (let i = 0; i < unmatchedSent; i++) expect((await send(`/no/such/path/${i}`)).status).toBe(404);
 
@@ -208,6 +353,24 @@ export function describeHttpConformance(
       const records = app.records().filter((r) => String(r.request_id).startsWith('concurrent-'));
       expect(records.length).toBeGreaterThanOrEqual(1000);
       for (const record of records) expect(record.trace_id).toBe(traceByRequest.get(record.request_id));
+    });
+
+    it.each(INVALID_JOBS)(
+      'answers 400 naming what is wrong and what is allowed for %s',
+      async (_case, body, message) => {
+        const response = await postJob(app.url, body);
+        expect(response.status).toBe(400);
+        expect(await response.json()).toEqual({ statusCode: 400, error: 'Bad Request', message });
+      },
+    );
+
+    it.each(VALID_JOBS)('accepts %s: 202, stored for the worker', async (_case, body) => {
+      // Delayed a minute: stays queued whether a worker runs or not.
+      const created = await postJob(app.url, { ...body, options: { delayMs: 60_000 } });
+      expect(created.status).toBe(202);
+      const { id } = (await created.json()) as { id: string };
+      const job = await fetch(`${app.url}/jobs/${id}`);
+      expect(await job.json()).toMatchObject({ id, type: body.type, status: 'queued' });
     });
   });
 

@@ -1,20 +1,13 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createSextant } from '@sextant/core';
-import { createJobQueue, createJobStore } from 'job-store';
+import { createJobQueue, createJobStore, portFromEnv } from 'job-store';
 import { createApp } from './app.ts';
 
 const sextant = createSextant({ serviceName: 'express-api', shutdown: { handleSignals: true } });
 
-const rawPort = process.env.PORT ?? '3000';
-const port = /^\d{1,5}$/.test(rawPort) ? Number(rawPort) : Number.NaN;
-if (!(port >= 0 && port <= 65_535)) {
-  sextant.logger.fatal(
-    { port: rawPort },
-    `PORT must be an integer from 0 to 65535, got ${JSON.stringify(rawPort)}`,
-  );
-  process.exit(1);
-}
+// PORT: digits, 0 to 65535; anything else has been logged as a fatal record.
+const port = portFromEnv(sextant) ?? process.exit(1);
 
 // DATABASE_URL (PostgreSQL, else an embedded SQLite file), REDIS_URL and SEXTANT_QUEUE_PREFIX.
 const store = await createJobStore(sextant).catch((error: unknown) => {

@@ -1,18 +1,13 @@
 import type { AddressInfo } from 'node:net';
 import { createSextant } from '@sextant/core';
-import { createJobQueue, createJobStore } from 'job-store';
+import { createJobQueue, createJobStore, portFromEnv } from 'job-store';
 import { createApp } from './app.ts';
 
 const sextant = createSextant({ serviceName: 'fastify-api', shutdown: { handleSignals: true } });
 
-// Digits only: `Number('')` is 0 (a random port) and `Number('0x50')` is 80, neither what was meant.
-const rawPort = process.env.PORT ?? '3000';
-const port = /^\d{1,5}$/.test(rawPort) ? Number(rawPort) : Number.NaN;
-if (!(port >= 0 && port <= 65_535)) {
-  sextant.logger.fatal(
-    { port: rawPort },
-    `PORT must be an integer from 0 to 65535, got ${JSON.stringify(rawPort)}`,
-  );
+// PORT: digits, 0 to 65535; anything else has been logged as a fatal record.
+const port = portFromEnv(sextant);
+if (port === undefined) {
   process.exitCode = 1;
   await sextant.shutdown();
 } else {

@@ -12,6 +12,7 @@ export {
   submitJob,
   validateJobOptions,
 } from './jobs.ts';
+export { portFromEnv } from './port.ts';
 export type { JobData, JobQueue, JobQueueOptions, ResolvedQueueSettings } from './queue.ts';
 export { DEFAULT_REDIS_URL, JOB_QUEUE_NAME } from './constants.ts';
 export { createJobQueue, JOB_ATTEMPTS, queueSettings, RETRY_BACKOFF_MS } from './queue.ts';

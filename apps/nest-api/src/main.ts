@@ -6,20 +6,16 @@ import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { createSextant } from '@sextant/core';
 import { SextantLogger } from '@sextant/nestjs';
-import { createJobQueue, createJobStore } from 'job-store';
+import { createJobQueue, createJobStore, portFromEnv } from 'job-store';
 import { AppModule } from './app.module.ts';
 
 const sextant = createSextant({ serviceName: 'nest-api', shutdown: { handleSignals: true } });
 
-const rawPort = process.env.PORT ?? '3000';
-const port = /^\d{1,5}$/.test(rawPort) ? Number(rawPort) : Number.NaN;
+// PORT: digits, 0 to 65535; anything else has been logged as a fatal record.
+const port = portFromEnv(sextant);
 const platform = process.env.NEST_PLATFORM ?? 'express';
 
-if (!(port >= 0 && port <= 65_535)) {
-  sextant.logger.fatal(
-    { port: rawPort },
-    `PORT must be an integer from 0 to 65535, got ${JSON.stringify(rawPort)}`,
-  );
+if (port === undefined) {
   process.exitCode = 1;
   await sextant.shutdown();
 } else if (platform !== 'express' && platform !== 'fastify') {

@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { describeHttpConformance } from '@sextant/testing/http-conformance';
+import { describeStartupConformance } from '@sextant/testing/startup-conformance';
 import { createTestBackends } from 'job-store/testing';
 import { afterAll } from 'vitest';
 
@@ -13,3 +14,5 @@ describeHttpConformance('nest-api-fastify', {
   entry: 'dist/main.js',
   env: { ...backends.env, NEST_PLATFORM: 'fastify' },
 });
+// The port is read before the platform is chosen: once is enough.
+describeStartupConformance('nest-api', { cwd, entry: 'dist/main.js', env: backends.env });
