@@ -75,6 +75,9 @@ function splitSchema(url: string): { connectionString: string; schema: string } 
 }
 
 /** Applies the committed migrations not applied yet; concurrent starts wait on an advisory lock. */
+/** How long a new PostgreSQL connection may take before the attempt fails. */
+const CONNECT_TIMEOUT_MS = 5_000;
+
 async function migratePostgres(pool: pg.Pool, schema: string): Promise<void> {
   const client = await pool.connect();
   try {
@@ -181,7 +184,9 @@ export async function createJobStore(sextant: Sextant, options: JobStoreOptions 
   let closePool: () => Promise<void> = async () => {};
   if (provider === 'postgresql') {
     const { connectionString, schema } = splitSchema(url);
-    const pool = new pg.Pool({ connectionString, max: 10 });
+    // A host that stops answering (no refusal) fails a connection attempt after 5 s rather than
+    // the OS's TCP timeout (minutes), so the worker's outage handling and the health check see it.
+    const pool = new pg.Pool({ connectionString, max: 10, connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
     // An idle client's error (the server restarting) must not crash the process; the next query reconnects.
     // pg attaches the whole client to the error; the message and code are what an operator needs.
     pool.on('error', (error: Error & { code?: string }) =>

@@ -1,5 +1,6 @@
 /** How the worker tells a database outage from a bad job, and pauses and resumes for it. */
 import { randomBytes } from 'node:crypto';
+import { type AddressInfo, createServer } from 'node:net';
 import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,6 +41,23 @@ describe('isStoreUnavailable', () => {
     }).catch((caught: unknown) => caught);
     expect(isStoreUnavailable(error)).toBe(true);
   });
+
+  it('is true for a PostgreSQL server that accepts connections and never answers', async () => {
+    // A hung host: TCP accepts, the server says nothing. Without the pool's connect timeout the
+    // attempt waits forever (the connection is up, so TCP never gives up), past this test's timeout.
+    const silent = createServer(() => {});
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as AddressInfo;
+    try {
+      const error = await createJobStore(testSextant(), {
+        databaseUrl: `postgresql://postgres@127.0.0.1:${port}/postgres`,
+      }).catch((caught: unknown) => caught);
+      expect(isStoreUnavailable(error)).toBe(true);
+    } finally {
+      silent.close();
+      silent.unref();
+    }
+  }, 30_000);
 
   it.each([
     ['P1001, not reachable', { code: 'P1001', message: "Can't reach database server at 127.0.0.1:5432" }],
