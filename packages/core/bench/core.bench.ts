@@ -111,7 +111,12 @@ async function main(): Promise<void> {
     resource: resourceFromAttributes({ 'service.name': 'bench-raw' }),
     spanProcessors: [
       new BatchSpanProcessor({
-        exporter: new OTLPTraceExporter({ url: `${sink.url}/v1/traces` }),
+        exporter: new OTLPTraceExporter({
+          url: `${sink.url}/v1/traces`,
+          // The default (30 requests in flight) fails a flush of the whole queue with
+          // "Concurrent export limit reached", an unhandled rejection inside the SDK.
+          concurrencyLimit: 1_000,
+        }),
         maxQueueSize: 65_536,
         scheduledDelayMillis: 200,
       }),
