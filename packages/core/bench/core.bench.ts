@@ -44,6 +44,8 @@ async function startSink(): Promise<{ url: string; child: ChildProcess }> {
     ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
+  // A bench that crashes must not leave its sink listening.
+  process.once('exit', () => child.kill());
   const [chunk] = (await once(child.stdout!, 'data')) as [Buffer];
   return { url: `http://127.0.0.1:${chunk.toString().trim()}`, child };
 }
