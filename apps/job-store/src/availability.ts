@@ -79,6 +79,15 @@ export function isStoreUnavailable(error: unknown): boolean {
   return false;
 }
 
+/**
+ * What a failed job-store call says about its cause, for a log record: the last line of the
+ * message (Prisma's messages start with the call site), at most 300 characters.
+ */
+export function storeErrorReason(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.trim().split('\n').at(-1)?.trim().slice(0, 300) ?? '';
+}
+
 /** How long {@link jobStoreReachable} waits for `SELECT 1` before it answers `false`. */
 export const STORE_PROBE_TIMEOUT_MS = 2000;
 

@@ -2,7 +2,12 @@
 
 export type { MaxCutProblem, Problem, ProblemType, ProblemValidation, QuboProblem } from './problem.ts';
 export { MAX_COEFFICIENT, MAX_EDGES, MAX_VARIABLES, problemSize, validateProblem } from './problem.ts';
-export { isStoreUnavailable, jobStoreReachable, STORE_PROBE_TIMEOUT_MS } from './availability.ts';
+export {
+  isStoreUnavailable,
+  jobStoreReachable,
+  storeErrorReason,
+  STORE_PROBE_TIMEOUT_MS,
+} from './availability.ts';
 export type { JobOptions, JobView, OptionsValidation, SubmittedProblem } from './jobs.ts';
 export {
   countJobsByStatus,

@@ -1,6 +1,6 @@
 import type { Sextant } from '@sextant/core';
 import { DelayedError, type Job, UnrecoverableError } from 'bullmq';
-import { isStoreUnavailable, type JobData, type JobStore } from 'job-store';
+import { isStoreUnavailable, type JobData, type JobStore, storeErrorReason } from 'job-store';
 import { InvalidProblemError, type Problem, type SolveOutcome, type Solver } from './solver/index.ts';
 
 /** Thrown on purpose for the first `failAttempts` attempts of a job (the retry demo). */
@@ -59,11 +59,6 @@ export interface ProcessorOptions {
   onStoreUnavailable?: (error: unknown, jobId: string) => void;
 }
 
-function summary(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
-  return message.trim().split('\n').at(-1)?.trim() ?? '';
-}
-
 /**
  * The worker's processor: loads the job's row (now `running`, one more attempt), fails on purpose
  * while the row asks for it, solves the problem and stores the result (`completed`). The last
@@ -103,7 +98,7 @@ export function createProcessor(
       throw error;
     }
     log.debug(
-      { job_id: jobId, attempt, delay_ms: delayMs, reason: summary(error) },
+      { job_id: jobId, attempt, delay_ms: delayMs, reason: storeErrorReason(error) },
       'job deferred, the database is unreachable',
     );
     throw new DelayedError(`job ${jobId}: the database is unreachable, deferred ${delayMs} ms`);

@@ -1,4 +1,5 @@
 import type { Sextant } from '@sextant/core';
+import { storeErrorReason } from 'job-store';
 
 /** While the database is away, it is probed this often. */
 export const STORE_PROBE_INTERVAL_MS = 1000;
@@ -34,12 +35,6 @@ export interface StoreOutageGateOptions {
   probeIntervalMs?: number;
   /** Default {@link STORE_OUTAGE_LOG_INTERVAL_MS}. */
   logIntervalMs?: number;
-}
-
-function reason(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
-  // Prisma's messages start with the call site; the cause is the last line.
-  return message.trim().split('\n').at(-1)?.trim().slice(0, 300) ?? '';
 }
 
 export function createStoreOutageGate(sextant: Sextant, options: StoreOutageGateOptions): StoreOutageGate {
@@ -103,7 +98,7 @@ export function createStoreOutageGate(sextant: Sextant, options: StoreOutageGate
         loggedAt = now;
         outageLogged = true;
         log.warn(
-          { job_id: jobId, reason: reason(error), probe_interval_ms: probeIntervalMs },
+          { job_id: jobId, reason: storeErrorReason(error), probe_interval_ms: probeIntervalMs },
           'database unreachable: jobs are deferred without spending an attempt, and no new job is taken until it answers',
         );
       }

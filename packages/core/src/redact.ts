@@ -390,14 +390,13 @@ export function createRedactor(options: RedactorOptions): Redactor {
   const repeatedResults = new Map<string, string>();
 
   function redactRepeated(input: string): string {
+    if (input.length > MAX_REPEATED_LENGTH) return redactString(input);
     const known = repeatedResults.get(input);
     if (known !== undefined) return known;
     const redacted = redactString(input);
-    if (input.length <= MAX_REPEATED_LENGTH) {
-      // Starting over when full keeps the bound without bookkeeping on every hit.
-      if (repeatedResults.size >= MAX_REPEATED) repeatedResults.clear();
-      repeatedResults.set(input, redacted);
-    }
+    // Starting over when full keeps the bound without bookkeeping on every hit.
+    if (repeatedResults.size >= MAX_REPEATED) repeatedResults.clear();
+    repeatedResults.set(input, redacted);
     return redacted;
   }
 
