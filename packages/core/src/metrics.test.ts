@@ -464,6 +464,47 @@ describe("Sextant's own health", () => {
   });
 });
 
+describe('histogram observations', () => {
+  const sample = (name: string, labels: string) => `${name}{${labels}}`;
+
+  it('keeps the same buckets, sum and count as prom-client, through a reset and a removed series', async () => {
+    const { metrics, scrape } = setup();
+    const histogram = metrics.histogram({
+      name: 'work_duration_seconds',
+      help: 'Work.',
+      labelNames: ['kind'],
+      buckets: [0.1, 1, 10],
+    });
+    const child = histogram.child('fast');
+    // Below, on and between the bounds, and past the last one (only in +Inf).
+    for (const value of [0.05, 0.1, 0.5, 1, 5, 10, 50, 0.1]) child.observe(value);
+    let samples = await scrape();
+    const bucket = (le: string) =>
+      samples.get(sample('work_duration_seconds_bucket', `le="${le}",kind="fast"`));
+    expect([bucket('0.1'), bucket('1'), bucket('10'), bucket('+Inf')]).toEqual([3, 5, 7, 8]);
+    expect(samples.get(sample('work_duration_seconds_count', 'kind="fast"'))).toBe(8);
+    expect(samples.get(sample('work_duration_seconds_sum', 'kind="fast"'))).toBeCloseTo(66.75, 10);
+
+    // A reset (registry.resetMetrics) starts the series again; the child follows it.
+    metrics.registry.resetMetrics();
+    child.observe(2);
+    child.observe(3);
+    samples = await scrape();
+    expect(samples.get(sample('work_duration_seconds_count', 'kind="fast"'))).toBe(2);
+    expect(bucket('10')).toBe(2);
+
+    // A series removed through prom-client comes back with only what was observed after.
+    const prom = metrics.registry.getSingleMetric('work_duration_seconds') as unknown as {
+      remove(labels: Record<string, string>): void;
+    };
+    prom.remove({ kind: 'fast' });
+    child.observe(0.5);
+    samples = await scrape();
+    expect(samples.get(sample('work_duration_seconds_count', 'kind="fast"'))).toBe(1);
+    expect(bucket('1')).toBe(1);
+  });
+});
+
 describe('HTTP server metrics', () => {
   const durationCount = (method: string, route: string, status: string) =>
     `http_server_request_duration_seconds_count{http_request_method="${method}",http_route="${route}",http_response_status_code="${status}"}`;

@@ -323,26 +323,105 @@ function isCount(value: unknown): value is number {
   return typeof value === 'number' && Number.isFinite(value) && value >= 0;
 }
 
+/** prom-client's per-series record inside a histogram (`hashMap[key]`), which its render reads. */
+interface PromHistogramCell {
+  labels: Record<string, string | number>;
+  sum: number;
+  count: number;
+  bucketValues: Record<string, number>;
+}
+
+interface PromHistogramInternals {
+  hashMap?: Record<string, PromHistogramCell>;
+  upperBounds?: number[];
+  enableExemplars?: boolean;
+}
+
+/**
+ * One label set of a histogram. The first observation goes through prom-client; later ones update
+ * the record prom-client keeps for the series directly. prom-client's own `observe` rebuilds and
+ * hashes the label key and checks every label on each call (about 5 k instructions); this costs a
+ * lookup under the key found once. The record is used only while prom-client still holds it under
+ * that key (a reset or `remove` replaces or drops it, and the next observation finds the new one).
+ */
 class HistogramSeries implements SextantHistogramChild {
-  readonly #prom: Histogram.Internal<string>;
+  readonly #parent: PromHistogramInternals;
+  readonly #child: Histogram.Internal<string>;
+  readonly #labels: Record<string, string | number>;
   readonly #metric: string;
   readonly #health: MetricsHealth;
+  readonly #bounds: readonly number[];
+  /** Each bound as the property name prom-client files its bucket under. */
+  readonly #bucketKeys: readonly string[];
+  #map: Record<string, PromHistogramCell> | undefined;
+  #key = '';
+  #cell: PromHistogramCell | undefined;
 
-  constructor(prom: Histogram.Internal<string>, metric: string, health: MetricsHealth) {
-    this.#prom = prom;
+  constructor(
+    parent: Histogram<string>,
+    labels: Record<string, string | number>,
+    metric: string,
+    health: MetricsHealth,
+  ) {
+    this.#parent = parent as unknown as PromHistogramInternals;
+    this.#child = parent.labels(labels);
+    this.#labels = labels;
     this.#metric = metric;
     this.#health = health;
+    const bounds = this.#parent.upperBounds;
+    this.#bounds = Array.isArray(bounds) && !this.#parent.enableExemplars ? bounds : [];
+    this.#bucketKeys = this.#bounds.map(String);
   }
 
   observe(value: number): void {
-    if (Number.isFinite(value)) this.#prom.observe(value);
-    else
+    if (!Number.isFinite(value)) {
       this.#health.error(
         this.#metric,
         METRIC_ERROR_REASONS.INVALID_VALUE,
         `observed ${describeValue(value)}`,
       );
+      return;
+    }
+    const cell = this.#cell;
+    const map = this.#map;
+    if (cell !== undefined && map === this.#parent.hashMap && map![this.#key] === cell) {
+      const bounds = this.#bounds;
+      let bucket = 0;
+      while (bucket < bounds.length && value > bounds[bucket]!) bucket++;
+      cell.sum += value;
+      cell.count += 1;
+      if (bucket < bounds.length) cell.bucketValues[this.#bucketKeys[bucket]!]! += 1;
+      return;
+    }
+    this.#child.observe(value);
+    this.#findCell();
   }
+
+  #findCell(): void {
+    this.#cell = undefined;
+    const map = this.#parent.hashMap;
+    if (this.#bounds.length === 0 || typeof map !== 'object' || map === null) return;
+    for (const key in map) {
+      const cell = map[key]!;
+      if (sameLabels(cell.labels, this.#labels) && typeof cell.bucketValues === 'object') {
+        this.#map = map;
+        this.#key = key;
+        this.#cell = cell;
+        return;
+      }
+    }
+  }
+}
+
+function sameLabels(
+  a: Record<string, string | number> | undefined,
+  b: Record<string, string | number>,
+): boolean {
+  if (a === undefined) return false;
+  const keys = Object.keys(b);
+  if (Object.keys(a).length !== keys.length) return false;
+  for (const key of keys) if (String(a[key]) !== String(b[key])) return false;
+  return true;
 }
 
 const NOOP_COUNTER: SextantCounter<never> = Object.freeze({ inc() {} });
@@ -566,10 +645,7 @@ export function createMetrics(
       buckets: [...(definition.buckets ?? HTTP_DURATION_BUCKETS)],
       registers,
     });
-    const series = seriesTable(
-      definition,
-      (labels) => new HistogramSeries(prom.labels(labels), name, health),
-    );
+    const series = seriesTable(definition, (labels) => new HistogramSeries(prom, labels, name, health));
     const resolver = new LabelResolver(series, health);
     const invalidValue = (value: unknown) =>
       health.error(name, METRIC_ERROR_REASONS.INVALID_VALUE, `observed ${describeValue(value)}`);

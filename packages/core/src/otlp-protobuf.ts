@@ -10,6 +10,7 @@ import type { Attributes, HrTime, Link, SpanContext } from '@opentelemetry/api';
 import type { InstrumentationScope } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace';
+import type { SpanQueue } from './span-processor.ts';
 
 const WIRE_VARINT = 0;
 const WIRE_FIXED64 = 1;
@@ -25,6 +26,8 @@ const MAX_INT64 = 2 ** 63;
 const SHORT_STRING = 42;
 /** Attribute keys are a small, fixed set in practice; the cap only guards against dynamic keys. */
 const MAX_CACHED_KEYS = 2048;
+/** A group's first buffer: a few server spans; it doubles as spans arrive. */
+const INITIAL_GROUP_BYTES = 8192;
 
 const HEX_VALUES = new Int8Array(128).fill(-1);
 for (let digit = 0; digit < 16; digit++) {
@@ -439,44 +442,106 @@ function scopeHeader(scope: InstrumentationScope & { attributes?: Attributes }):
   });
 }
 
-function groupByResourceAndScope(spans: readonly ReadableSpan[]) {
-  const byResource = new Map<Resource, Map<InstrumentationScope, ReadableSpan[]>>();
-  for (const span of spans) {
-    let byScope = byResource.get(span.resource);
+/**
+ * Spans encoded as they end, grouped by resource and scope: each group holds its spans as
+ * `ScopeSpans.spans` fields, ready to be copied into a request. A span object therefore dies
+ * young (the queue holds bytes, not objects that survive into the old generation), and building
+ * the request at export time is a few copies.
+ */
+export class EncodedSpans {
+  /** Spans in this batch. */
+  size = 0;
+  readonly #groups = new Map<Resource, Map<InstrumentationScope, ProtobufWriter>>();
+
+  add(span: ReadableSpan): void {
+    let byScope = this.#groups.get(span.resource);
     if (byScope === undefined) {
       byScope = new Map();
-      byResource.set(span.resource, byScope);
+      this.#groups.set(span.resource, byScope);
     }
-    const group = byScope.get(span.instrumentationScope);
-    if (group === undefined) byScope.set(span.instrumentationScope, [span]);
-    else group.push(span);
+    let writer = byScope.get(span.instrumentationScope);
+    if (writer === undefined) {
+      writer = new ProtobufWriter(INITIAL_GROUP_BYTES);
+      byScope.set(span.instrumentationScope, writer);
+    }
+    const mark = writer.pos;
+    try {
+      writeSpan(writer, span);
+    } catch (error) {
+      // A span that cannot be encoded leaves nothing half-written behind.
+      writer.pos = mark;
+      throw error;
+    }
+    this.size++;
   }
-  return byResource;
+
+  /** The batch as one OTLP `ExportTraceServiceRequest`. */
+  request(): Uint8Array {
+    let capacity = 256;
+    for (const byScope of this.#groups.values()) {
+      for (const spans of byScope.values()) capacity += spans.pos + 256;
+    }
+    const writer = new ProtobufWriter(capacity);
+    for (const [resource, byScope] of this.#groups) {
+      writer.byte(tag(1, WIRE_LENGTH_DELIMITED));
+      const resourceSpans = writer.begin();
+      writer.raw(resourceHeader(resource));
+      for (const [scope, spans] of byScope) {
+        writer.byte(tag(2, WIRE_LENGTH_DELIMITED));
+        const scopeSpans = writer.begin();
+        writer.raw(scopeHeader(scope));
+        writer.raw(spans.finish());
+        if (scope.schemaUrl) {
+          writer.byte(tag(3, WIRE_LENGTH_DELIMITED));
+          writer.string(scope.schemaUrl);
+        }
+        writer.end(scopeSpans);
+      }
+      if (resource.schemaUrl) {
+        writer.byte(tag(3, WIRE_LENGTH_DELIMITED));
+        writer.string(resource.schemaUrl);
+      }
+      writer.end(resourceSpans);
+    }
+    return writer.finish();
+  }
 }
 
 /** Encodes spans as one OTLP `ExportTraceServiceRequest`. */
 export function encodeTraceExportRequest(spans: readonly ReadableSpan[]): Uint8Array {
-  const writer = new ProtobufWriter(1024 + spans.length * 512);
-  for (const [resource, byScope] of groupByResourceAndScope(spans)) {
-    writer.byte(tag(1, WIRE_LENGTH_DELIMITED));
-    const resourceSpans = writer.begin();
-    writer.raw(resourceHeader(resource));
-    for (const [scope, group] of byScope) {
-      writer.byte(tag(2, WIRE_LENGTH_DELIMITED));
-      const scopeSpans = writer.begin();
-      writer.raw(scopeHeader(scope));
-      for (const span of group) writeSpan(writer, span);
-      if (scope.schemaUrl) {
-        writer.byte(tag(3, WIRE_LENGTH_DELIMITED));
-        writer.string(scope.schemaUrl);
-      }
-      writer.end(scopeSpans);
-    }
-    if (resource.schemaUrl) {
-      writer.byte(tag(3, WIRE_LENGTH_DELIMITED));
-      writer.string(resource.schemaUrl);
-    }
-    writer.end(resourceSpans);
+  const batch = new EncodedSpans();
+  for (const span of spans) batch.add(span);
+  return batch.request();
+}
+
+/** Spans encoded as they end, for Sextant's OTLP/protobuf exporter. */
+export class EncodedSpanQueue implements SpanQueue<EncodedSpans> {
+  readonly #batchSize: number;
+  /** Full batches, oldest first, then the one filling. */
+  #full: EncodedSpans[] = [];
+  #filling = new EncodedSpans();
+  length = 0;
+
+  constructor(batchSize: number) {
+    this.#batchSize = batchSize;
   }
-  return writer.finish();
+
+  push(span: ReadableSpan): void {
+    if (this.#filling.size >= this.#batchSize) {
+      this.#full.push(this.#filling);
+      this.#filling = new EncodedSpans();
+    }
+    this.#filling.add(span);
+    this.length++;
+  }
+
+  take(): { batch: EncodedSpans; size: number } {
+    let batch = this.#full.shift();
+    if (batch === undefined) {
+      batch = this.#filling;
+      this.#filling = new EncodedSpans();
+    }
+    this.length -= batch.size;
+    return { batch, size: batch.size };
+  }
 }

@@ -7,10 +7,12 @@ import {
   type SpanExporter,
   TracerProvider,
 } from '@opentelemetry/sdk-trace';
+import { decodeTraceRequest } from '@sextant/testing/otlp-receiver';
 import { describe, expect, it } from 'vitest';
 import type { BatchOptions } from './config.ts';
 import { createInternalErrorSink, type InternalErrorSink } from './internal-errors.ts';
-import { CountingBatchSpanProcessor } from './span-processor.ts';
+import { EncodedSpanQueue, type EncodedSpans } from './otlp-protobuf.ts';
+import { type BatchExporter, CountingBatchSpanProcessor } from './span-processor.ts';
 
 type Behaviour = 'succeed' | 'fail' | 'hold' | 'throw';
 
@@ -240,5 +242,105 @@ describe('CountingBatchSpanProcessor', () => {
     const { processor, exporter } = setup();
     await expect(processor.forceFlush()).resolves.toBeUndefined();
     expect(exporter.batches).toHaveLength(0);
+  });
+});
+
+/** The part of a decoded `ExportTraceServiceRequest` these tests read. */
+interface DecodedBatch {
+  resourceSpans: Array<{ scopeSpans: Array<{ scope?: { name: string }; spans: Array<{ name: string }> }> }>;
+}
+
+/** Captures the encoded batches the processor hands over, decoded as a collector would. */
+class EncodedBatchExporter implements BatchExporter<EncodedSpans> {
+  readonly requests: DecodedBatch[] = [];
+  readonly sizes: number[] = [];
+  /** While set, answers wait here. */
+  held: Array<() => void> | undefined;
+
+  export(batch: EncodedSpans, resultCallback: (result: ExportResult) => void): void {
+    this.sizes.push(batch.size);
+    this.requests.push(decodeTraceRequest(batch.request()) as unknown as DecodedBatch);
+    const answer = () => resultCallback({ code: ExportResultCode.SUCCESS });
+    if (this.held) this.held.push(answer);
+    else answer();
+  }
+
+  async shutdown(): Promise<void> {}
+}
+
+function spanNamesOf(request: DecodedBatch): string[] {
+  return request.resourceSpans.flatMap((resource) =>
+    resource.scopeSpans.flatMap((scope) => scope.spans.map((span) => span.name)),
+  );
+}
+
+describe('CountingBatchSpanProcessor with spans encoded as they end', () => {
+  function encodedSetup(batch: Partial<BatchOptions> = {}) {
+    const exporter = new EncodedBatchExporter();
+    const reported: unknown[] = [];
+    const sink = createInternalErrorSink({ intervalMs: 0, writer: ({ error }) => reported.push(error) });
+    const processor = new CountingBatchSpanProcessor<EncodedSpans>({
+      exporter,
+      sink,
+      createQueue: (batchSize) => new EncodedSpanQueue(batchSize),
+      ...BATCH,
+      ...batch,
+    });
+    const provider = new TracerProvider({ spanProcessors: [processor] });
+    return { exporter, processor, reported, provider };
+  }
+
+  it('exports full batches in the order the spans ended, grouped by scope, and the rest on flush', async () => {
+    const { exporter, processor, provider } = encodedSetup();
+    const first = provider.getTracer('first');
+    const second = provider.getTracer('second');
+    for (let i = 0; i < 25; i++) (i % 2 === 0 ? first : second).startSpan(`span-${i}`).end();
+    expect(exporter.sizes).toEqual([10, 10]);
+    await processor.forceFlush();
+    expect(exporter.sizes).toEqual([10, 10, 5]);
+    const names = exporter.requests.map(spanNamesOf);
+    expect(names.map((batch) => batch.length)).toEqual([10, 10, 5]);
+    // Within a batch, each scope's spans keep their order; across batches, nothing is lost or repeated.
+    const scopes = exporter.requests[0]!.resourceSpans[0]!.scopeSpans.map((scope) => scope.scope?.name);
+    expect(scopes).toEqual(['first', 'second']);
+    expect(names.flat().sort()).toEqual(Array.from({ length: 25 }, (_, i) => `span-${i}`).sort());
+    expect(processor.stats()).toMatchObject({ ended: 25, exported: 25, dropped: 0 });
+  });
+
+  it('counts spans refused by a full queue as queue_full, as for span objects', async () => {
+    const { exporter, processor, provider } = encodedSetup({ maxQueueSize: 20, maxExportBatchSize: 10 });
+    const tracer = provider.getTracer('t');
+    exporter.held = [];
+    // The first batch goes to the exporter and waits there; twenty more fill the queue.
+    for (let i = 0; i < 33; i++) tracer.startSpan(`span-${i}`).end();
+    const answers = exporter.held;
+    exporter.held = undefined;
+    for (const answer of answers) answer();
+    await processor.forceFlush();
+    expect(exporter.sizes).toEqual([10, 10, 10]);
+    expect(processor.stats().droppedByReason.queue_full).toBe(3);
+    expectBalanced(processor as never);
+  });
+
+  it('drops a span it cannot encode, counts it as export_failed, and keeps the batch intact', async () => {
+    const { exporter, processor, provider, reported } = encodedSetup();
+    const tracer = provider.getTracer('t');
+    tracer.startSpan('before').end();
+    const broken = tracer.startSpan('broken') as unknown as { attributes: object; end(): void };
+    broken.attributes = new Proxy(
+      { 'a.key': 'value' },
+      {
+        get() {
+          throw new Error('unreadable attribute');
+        },
+      },
+    );
+    broken.end();
+    tracer.startSpan('after').end();
+    await processor.forceFlush();
+    expect(exporter.requests.map(spanNamesOf)).toEqual([['before', 'after']]);
+    expect(processor.stats()).toMatchObject({ ended: 3, exported: 2, dropped: 1 });
+    expect(processor.stats().droppedByReason.export_failed).toBe(1);
+    expect(String(reported[0])).toMatch(/unreadable attribute/);
   });
 });

@@ -1,6 +1,6 @@
 import { type Context, context, ROOT_CONTEXT, TraceFlags } from '@opentelemetry/api';
 import { type ExportResult, ExportResultCode, suppressTracing } from '@opentelemetry/core';
-import type { ReadableSpan, Span, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace';
+import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace';
 import type { BatchOptions } from './config.ts';
 import type { InternalErrorSink } from './internal-errors.ts';
 
@@ -16,8 +16,55 @@ export interface SpanProcessorStats {
   readonly droppedByReason: Readonly<Record<SpanDropReason, number>>;
 }
 
-export interface CountingBatchSpanProcessorOptions extends BatchOptions {
-  exporter: SpanExporter;
+/** Exports one batch as its queue built it. */
+export interface BatchExporter<Batch> {
+  export(batch: Batch, resultCallback: (result: ExportResult) => void): void;
+  shutdown(): Promise<void>;
+}
+
+/** Where ended spans wait for export, as batches of at most the batch size. */
+export interface SpanQueue<Batch> {
+  /** Spans waiting, in all batches. */
+  readonly length: number;
+  /** Throws when the span cannot be queued; the queue is then unchanged. */
+  push(span: ReadableSpan): void;
+  /** Removes the oldest batch (at most the batch size, at least one span: `length > 0`). */
+  take(): { batch: Batch; size: number };
+}
+
+/** Spans kept as SDK span objects, for any SpanExporter. */
+export class SpanObjectQueue implements SpanQueue<ReadableSpan[]> {
+  readonly #batchSize: number;
+  #spans: ReadableSpan[] = [];
+
+  constructor(batchSize: number) {
+    this.#batchSize = batchSize;
+  }
+
+  get length(): number {
+    return this.#spans.length;
+  }
+
+  push(span: ReadableSpan): void {
+    this.#spans.push(span);
+  }
+
+  take(): { batch: ReadableSpan[]; size: number } {
+    let batch: ReadableSpan[];
+    if (this.#spans.length <= this.#batchSize) {
+      batch = this.#spans;
+      this.#spans = [];
+    } else {
+      batch = this.#spans.splice(0, this.#batchSize);
+    }
+    return { batch, size: batch.length };
+  }
+}
+
+export interface CountingBatchSpanProcessorOptions<Batch> extends BatchOptions {
+  exporter: BatchExporter<Batch>;
+  /** Builds the queue for batches of the given size; the default keeps span objects. */
+  createQueue?: (batchSize: number) => SpanQueue<Batch>;
   sink: InternalErrorSink;
   /**
    * Hand each batch to the exporter on the next turn of the event loop rather than inside the
@@ -46,15 +93,15 @@ const EXPORT_CONTEXT: Context = suppressTracing(ROOT_CONTEXT);
  * Exports are serialised, one batch at a time, so a slow collector costs at most the bounded
  * queue in memory. Nothing here throws into the application: export failures go to the sink.
  */
-export class CountingBatchSpanProcessor implements SpanProcessor {
-  readonly #exporter: SpanExporter;
+export class CountingBatchSpanProcessor<Batch = ReadableSpan[]> implements SpanProcessor {
+  readonly #exporter: BatchExporter<Batch>;
   readonly #sink: InternalErrorSink;
   readonly #maxQueueSize: number;
   readonly #maxExportBatchSize: number;
   readonly #scheduledDelayMillis: number;
   readonly #exportTimeoutMillis: number;
 
-  #queue: ReadableSpan[] = [];
+  readonly #queue: SpanQueue<Batch>;
   #timer: NodeJS.Timeout | undefined;
   /** The scheduled delay ran out: the next batch goes out even if it is not full. */
   #due = false;
@@ -77,7 +124,7 @@ export class CountingBatchSpanProcessor implements SpanProcessor {
   #droppedExportFailed = 0;
   #droppedShutdown = 0;
 
-  constructor(options: CountingBatchSpanProcessorOptions) {
+  constructor(options: CountingBatchSpanProcessorOptions<Batch>) {
     this.#exporter = options.exporter;
     this.#sink = options.sink;
     this.#maxQueueSize = options.maxQueueSize;
@@ -85,6 +132,9 @@ export class CountingBatchSpanProcessor implements SpanProcessor {
     this.#scheduledDelayMillis = options.scheduledDelayMillis;
     this.#exportTimeoutMillis = options.exportTimeoutMillis;
     this.#deferExport = options.deferExport === true;
+    this.#queue =
+      options.createQueue?.(this.#maxExportBatchSize) ??
+      (new SpanObjectQueue(this.#maxExportBatchSize) as unknown as SpanQueue<Batch>);
   }
 
   onStart(_span: Span, _parentContext: Context): void {}
@@ -100,7 +150,13 @@ export class CountingBatchSpanProcessor implements SpanProcessor {
       this.#droppedQueueFull++;
       return;
     }
-    this.#queue.push(span);
+    try {
+      this.#queue.push(span);
+    } catch (error) {
+      this.#droppedExportFailed++;
+      this.#sink.report('span_export', error);
+      return;
+    }
     this.#enqueued++;
     if (this.#queue.length >= this.#maxExportBatchSize) this.#pump();
     else if (this.#timer === undefined && !this.#exporting) this.#startTimer();
@@ -155,7 +211,8 @@ export class CountingBatchSpanProcessor implements SpanProcessor {
     while (!this.#exporting && this.#queue.length > 0 && this.#shouldExportNow()) {
       this.#due = false;
       this.#clearTimer();
-      this.#exportBatch(this.#takeBatch());
+      const { batch, size } = this.#queue.take();
+      this.#exportBatch(batch, size);
     }
     this.#pumping = false;
     if (!this.#exporting && this.#queue.length > 0 && this.#timer === undefined) this.#startTimer();
@@ -167,16 +224,7 @@ export class CountingBatchSpanProcessor implements SpanProcessor {
     );
   }
 
-  #takeBatch(): ReadableSpan[] {
-    if (this.#queue.length <= this.#maxExportBatchSize) {
-      const batch = this.#queue;
-      this.#queue = [];
-      return batch;
-    }
-    return this.#queue.splice(0, this.#maxExportBatchSize);
-  }
-
-  #exportBatch(batch: ReadableSpan[]): void {
+  #exportBatch(batch: Batch, size: number): void {
     this.#exporting = true;
     let finished = false;
     let timeout: NodeJS.Timeout | undefined;
@@ -185,12 +233,12 @@ export class CountingBatchSpanProcessor implements SpanProcessor {
       if (finished) return;
       finished = true;
       if (timeout !== undefined) clearTimeout(timeout);
-      if (error === undefined) this.#exported += batch.length;
+      if (error === undefined) this.#exported += size;
       else {
-        this.#droppedExportFailed += batch.length;
+        this.#droppedExportFailed += size;
         this.#sink.report('span_export', error);
       }
-      this.#settled += batch.length;
+      this.#settled += size;
       this.#exporting = false;
       this.#resolveWaiters();
       this.#pump();

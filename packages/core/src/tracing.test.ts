@@ -204,6 +204,35 @@ describe('createTracing', () => {
     expect(finished!.attributes).toEqual({ a: 'b' });
   });
 
+  it("skips the SDK's self-metrics work on every tracer of its provider (they would go to a no-op meter)", () => {
+    start();
+    for (const tracer of [trace.getTracer(TRACER_NAME), trace.getTracer('someone-else')]) {
+      const sdkTracer = (tracer as unknown as { _delegate?: unknown })._delegate ?? tracer;
+      // The SDK's own field: if a release renames it, this fails and the shortcut needs a look.
+      const metrics = (sdkTracer as { _tracerMetrics?: { startSpan(...args: unknown[]): unknown } })
+        ._tracerMetrics;
+      expect(metrics?.startSpan).toBeTypeOf('function');
+      expect(metrics!.startSpan(undefined, 2)).toBeTypeOf('function');
+      expect(metrics!.constructor.name).not.toBe('TracerMetrics');
+    }
+  });
+
+  it('generates ids that are lowercase hex of the right length, never all zeros, and do not repeat', () => {
+    const tracing = start();
+    const traceIds = new Set<string>();
+    const spanIds = new Set<string>();
+    // More than one pool of random bytes (4 KiB holds 170 trace and span id pairs).
+    for (let i = 0; i < 1000; i++) {
+      const { traceId, spanId } = tracing.tracer.startSpan('root').spanContext();
+      expect(traceId).toMatch(/^[0-9a-f]{32}$/);
+      expect(spanId).toMatch(/^[0-9a-f]{16}$/);
+      traceIds.add(traceId);
+      spanIds.add(spanId);
+    }
+    expect(traceIds.size).toBe(1000);
+    expect(spanIds.size).toBe(1000);
+  });
+
   it('registers its provider globally and unregisters it on shutdown', async () => {
     const tracing = start();
     trace.getTracer('someone-else').startSpan('via-global').end();

@@ -29,7 +29,7 @@ export interface Sample {
 
 // Same batch limits for Sextant and the OpenTelemetry SDK (both read OTEL_BSP_*): a queue large
 // enough that neither drops spans at full load, so both pay for exporting every span.
-const SERVER_ENV = {
+export const SERVER_ENV = {
   ...process.env,
   NODE_ENV: 'production',
   OTEL_BSP_MAX_QUEUE_SIZE: '16384',
