@@ -1,4 +1,12 @@
-import { type Context, context, createContextKey, ROOT_CONTEXT } from '@opentelemetry/api';
+import {
+  type Context,
+  context,
+  createContextKey,
+  INVALID_SPAN_CONTEXT,
+  ROOT_CONTEXT,
+  type Span,
+  trace,
+} from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 
 /**
@@ -19,6 +27,67 @@ export function getRequestState(ctx: Context = context.active()): RequestState |
 
 export function setRequestState(ctx: Context, state: RequestState): Context {
   return ctx.setValue(kRequestState, state);
+}
+
+/** The API's key for the active span, learned once through the public Context interface. */
+const SPAN_KEY: symbol = (() => {
+  let key: symbol | undefined;
+  const probe: Context = {
+    getValue: () => undefined,
+    setValue(given) {
+      key = given;
+      return probe;
+    },
+    deleteValue: () => probe,
+  };
+  trace.setSpan(probe, trace.wrapSpanContext(INVALID_SPAN_CONTEXT));
+  if (key === undefined) throw new Error('@sextant/core: the OpenTelemetry API set no span key');
+  return key;
+})();
+
+/**
+ * A request's context: its parent plus the request's span and state, in one object. Built with
+ * `setValue`, each of the two would copy the parent's map of values, on every request. Reads need
+ * no copy; the first context derived from it (a child span's, say) builds the usual one, once.
+ */
+class RequestContext implements Context {
+  readonly #parent: Context;
+  readonly #span: Span | undefined;
+  readonly #state: RequestState;
+  #built: Context | undefined;
+
+  constructor(parent: Context, span: Span | undefined, state: RequestState) {
+    this.#parent = parent;
+    this.#span = span;
+    this.#state = state;
+  }
+
+  getValue(key: symbol): unknown {
+    if (key === kRequestState) return this.#state;
+    if (key === SPAN_KEY && this.#span !== undefined) return this.#span;
+    return this.#parent.getValue(key);
+  }
+
+  setValue(key: symbol, value: unknown): Context {
+    return this.#build().setValue(key, value);
+  }
+
+  deleteValue(key: symbol): Context {
+    return this.#build().deleteValue(key);
+  }
+
+  #build(): Context {
+    this.#built ??= setRequestState(
+      this.#span === undefined ? this.#parent : trace.setSpan(this.#parent, this.#span),
+      this.#state,
+    );
+    return this.#built;
+  }
+}
+
+/** `parent` with `span` (when given) active and `state` as the request state. */
+export function createRequestContext(parent: Context, span: Span | undefined, state: RequestState): Context {
+  return new RequestContext(parent, span, state);
 }
 
 // A class rather than an object literal: V8 may decide to allocate a literal's objects straight in

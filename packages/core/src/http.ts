@@ -26,7 +26,7 @@ import {
 } from '@opentelemetry/semantic-conventions';
 import type { Logger } from 'pino';
 import type { ResolvedConfig } from './config.ts';
-import { createRequestState, getRequestState, type RequestState, setRequestState } from './context.ts';
+import { createRequestContext, createRequestState, getRequestState, type RequestState } from './context.ts';
 import type { Endpoints } from './endpoints.ts';
 import type { InFlight } from './in-flight.ts';
 import type { InternalErrorSink } from './internal-errors.ts';
@@ -288,8 +288,7 @@ export function createHttpInstrumentation(deps: HttpInstrumentationDeps): HttpIn
     }
 
     const state: RequestState & { [kExchange]?: HttpExchange } = createRequestState(requestId);
-    let ctx = span && !joined ? trace.setSpan(parent, span) : parent;
-    ctx = setRequestState(ctx, state);
+    const ctx = createRequestContext(parent, joined ? undefined : span, state);
 
     let traceResponse: string | undefined;
     const spanContext = span?.spanContext();

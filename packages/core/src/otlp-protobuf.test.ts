@@ -148,6 +148,36 @@ describe('encodeTraceExportRequest', () => {
     expectSameAsUpstream(many);
   });
 
+  it('encodes attribute values that repeat, change, or repeat again, as upstream does, batch after batch', async () => {
+    const attributesOf = (i: number): Attributes => ({
+      'http.request.method': 'GET',
+      'url.path': `/users/${i}`,
+      'http.response.status_code': i % 3 === 0 ? 404 : 200,
+      'test.flag': i % 2 === 0,
+      // Changes on every span for a while, then settles on one value.
+      'test.settles': i < 20 ? `value-${i}` : 'settled',
+      'test.ratio': i < 10 ? 0.5 : i / 7,
+      'test.long': 'x'.repeat(300 + (i % 2)),
+    });
+    const spans = await recordSpans((provider) => {
+      const tracer = provider.getTracer('repeats');
+      for (let i = 0; i < 60; i++) tracer.startSpan(`span-${i}`, { attributes: attributesOf(i) }).end();
+    });
+    // Several batches through the same encoder: what it remembers from one batch serves the next.
+    for (let from = 0; from < spans.length; from += 15) expectSameAsUpstream(spans.slice(from, from + 15));
+    const decoded = decodeTraceRequest(encodeTraceExportRequest(spans.slice(40))) as {
+      resourceSpans: Array<{
+        scopeSpans: Array<{
+          spans: Array<{ attributes: Array<{ key: string; value: Record<string, unknown> }> }>;
+        }>;
+      }>;
+    };
+    const last = decoded.resourceSpans[0]!.scopeSpans[0]!.spans.at(-1)!;
+    const value = (key: string) => last.attributes.find((attribute) => attribute.key === key)?.value;
+    expect(value('url.path')).toMatchObject({ stringValue: '/users/59' });
+    expect(value('test.settles')).toMatchObject({ stringValue: 'settled' });
+  });
+
   it('writes start and end times to the nanosecond', async () => {
     const spans = await recordSpans((provider) => {
       const tracer = provider.getTracer('times');

@@ -297,6 +297,69 @@ function writeAttributes(writer: ProtobufWriter, attributes: Attributes, field: 
   }
 }
 
+/** The last encoding of a span attribute (the whole `KeyValue` field) and how it has fared. */
+interface LastEncoding {
+  value: unknown;
+  bytes: Uint8Array;
+  reuses: number;
+  misses: number;
+}
+
+/** Strings longer than this are encoded afresh each time: comparing them costs about what encoding does. */
+const MAX_REMEMBERED_STRING = 256;
+const lastEncodings = new Map<string, LastEncoding>();
+
+function rememberable(value: unknown): boolean {
+  const type = typeof value;
+  return (
+    type === 'number' ||
+    type === 'boolean' ||
+    (type === 'string' && (value as string).length <= MAX_REMEMBERED_STRING)
+  );
+}
+
+/**
+ * A span's attributes. Most of a server span's values repeat from one request to the next (method,
+ * route, scheme, host, status, protocol, user agent): each key's last encoding is kept and copied
+ * while its value stays the same. A key whose value keeps changing (a raw path) stops being kept,
+ * so it costs no copy it would never reuse.
+ */
+function writeSpanAttributes(writer: ProtobufWriter, attributes: Attributes): void {
+  const fieldTag = tag(9, WIRE_LENGTH_DELIMITED);
+  for (const key in attributes) {
+    if (!Object.hasOwn(attributes, key)) continue;
+    const value = attributes[key];
+    const last = lastEncodings.get(key);
+    if (last !== undefined && last.value === value) {
+      last.reuses++;
+      writer.raw(last.bytes);
+      continue;
+    }
+    const start = writer.pos;
+    writer.byte(fieldTag);
+    const keyValue = writer.begin();
+    writeKey(writer, key);
+    writer.byte(tag(2, WIRE_LENGTH_DELIMITED));
+    const anyValue = writer.begin();
+    writeAnyValue(writer, value);
+    writer.end(anyValue);
+    writer.end(keyValue);
+    if (last !== undefined) last.misses++;
+    if (!rememberable(value)) continue;
+    // A key that stopped repeating is tried again after 1, 2, 4, 8... further misses.
+    const retry =
+      last !== undefined && (last.reuses >= last.misses || (last.misses & (last.misses - 1)) === 0);
+    if (last === undefined ? lastEncodings.size < MAX_CACHED_KEYS : retry) {
+      const bytes = Uint8Array.prototype.slice.call(writer.buffer, start, writer.pos);
+      if (last === undefined) lastEncodings.set(key, { value, bytes, reuses: 0, misses: 0 });
+      else {
+        last.value = value;
+        last.bytes = bytes;
+      }
+    }
+  }
+}
+
 function spanFlags(traceFlags: number, isRemote: boolean | undefined): number {
   return (
     (traceFlags & 0xff) | SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE | (isRemote ? SPAN_FLAGS_CONTEXT_IS_REMOTE : 0)
@@ -368,7 +431,7 @@ function writeSpan(writer: ProtobufWriter, span: ReadableSpan): void {
   writer.hrTime(span.startTime);
   writer.byte(tag(8, WIRE_FIXED64));
   writer.hrTime(span.endTime);
-  writeAttributes(writer, span.attributes, 9);
+  writeSpanAttributes(writer, span.attributes);
   writeCount(writer, 10, span.droppedAttributesCount);
   for (const event of span.events) writeEvent(writer, event);
   writeCount(writer, 12, span.droppedEventsCount);

@@ -1,0 +1,45 @@
+import { createContextKey, ROOT_CONTEXT, trace } from '@opentelemetry/api';
+import { describe, expect, it } from 'vitest';
+import { createRequestContext, createRequestState, getRequestState } from './context.ts';
+
+const span = trace.wrapSpanContext({
+  traceId: '0af7651916cd43dd8448eb211c80319c',
+  spanId: 'b7ad6b7169203331',
+  traceFlags: 1,
+});
+const kOther = createContextKey('test.other');
+
+describe('createRequestContext', () => {
+  it('reads as the span and state set on the parent, and the parent’s own values', () => {
+    const parent = ROOT_CONTEXT.setValue(kOther, 'from the parent');
+    const state = createRequestState('req-1');
+    const ctx = createRequestContext(parent, span, state);
+    expect(trace.getSpan(ctx)).toBe(span);
+    expect(getRequestState(ctx)).toBe(state);
+    expect(ctx.getValue(kOther)).toBe('from the parent');
+    expect(getRequestState(parent)).toBeUndefined();
+  });
+
+  it('without a span, shows the parent’s span', () => {
+    const parent = trace.setSpan(ROOT_CONTEXT, span);
+    const ctx = createRequestContext(parent, undefined, createRequestState('req-2'));
+    expect(trace.getSpan(ctx)).toBe(span);
+  });
+
+  it('derives contexts that keep everything, and leaves itself unchanged', () => {
+    const state = createRequestState('req-3');
+    const ctx = createRequestContext(ROOT_CONTEXT, span, state);
+    const child = trace.wrapSpanContext({ ...span.spanContext(), spanId: '00f067aa0ba902b7' });
+    const derived = trace.setSpan(ctx, child).setValue(kOther, 'added');
+    expect(trace.getSpan(derived)).toBe(child);
+    expect(getRequestState(derived)).toBe(state);
+    expect(derived.getValue(kOther)).toBe('added');
+    expect(trace.getSpan(ctx)).toBe(span);
+    expect(ctx.getValue(kOther)).toBeUndefined();
+
+    const withoutSpan = trace.deleteSpan(ctx);
+    expect(trace.getSpan(withoutSpan)).toBeUndefined();
+    expect(getRequestState(withoutSpan)).toBe(state);
+    expect(trace.getSpan(ctx)).toBe(span);
+  });
+});
