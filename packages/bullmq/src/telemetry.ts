@@ -18,17 +18,18 @@ import {
   trace,
 } from '@opentelemetry/api';
 import {
+  createRequestContext,
   createRequestState,
   extractContext,
   generateRequestId,
   getRequestState,
   injectContext,
   METRICS,
+  type RequestState,
   type Sextant,
   type SextantCounter,
   type SextantHistogram,
   sanitizeRequestId,
-  setRequestState,
 } from '@sextant/core';
 import type {
   Attributes as BullMQAttributes,
@@ -218,11 +219,12 @@ class ProducerSpan implements BullMQSpan<Context> {
    * stores for a retry.
    */
   setSpanOnContext(ctx: Context): Context {
-    let base = this.#detached ? ROOT_CONTEXT : ctx;
+    const base = this.#detached ? ROOT_CONTEXT : ctx;
+    const span = this.#span ?? this.#start();
     if (getRequestState(base) === undefined && ENQUEUE_OPERATIONS.has(this.#operation)) {
-      base = setRequestState(base, createRequestState(generateRequestId()));
+      return createRequestContext(base, span, createRequestState(generateRequestId()));
     }
-    return trace.setSpan(base, this.#span ?? this.#start());
+    return trace.setSpan(base, span);
   }
 
   setAttribute(key: string, value: AttributeValue): void {
@@ -291,11 +293,16 @@ function producerAttributes(bullmq: BullMQAttributes): Attributes {
  * (see core's http.ts), which would keep every attempt's context alive until a full GC.
  */
 class Arrival {
-  /** The producer's context (baggage, request state) on an empty base, with the producer's span if it came. */
+  /** What the producer sent (baggage, its span if it came) on an empty base. */
+  readonly extracted: Context;
+  readonly state: RequestState;
+  /** `extracted` with the job's request state. */
   readonly context: Context;
   readonly producer: SpanContext | undefined;
-  constructor(context: Context, producer: SpanContext | undefined) {
-    this.context = context;
+  constructor(extracted: Context, state: RequestState, producer: SpanContext | undefined) {
+    this.extracted = extracted;
+    this.state = state;
+    this.context = createRequestContext(extracted, undefined, state);
     this.producer = producer;
   }
 }
@@ -326,10 +333,7 @@ function arrivalOf(metadata: unknown, report: ReportError | undefined): Arrival 
   const carrier = parseCarrier(metadata, report);
   const extracted = carrier === undefined ? ROOT_CONTEXT : extractContext(carrier, ROOT_CONTEXT);
   const requestId = sanitizeRequestId(carrier?.[REQUEST_ID_FIELD]) ?? generateRequestId();
-  return new Arrival(
-    setRequestState(extracted, createRequestState(requestId)),
-    trace.getSpanContext(extracted),
-  );
+  return new Arrival(extracted, createRequestState(requestId), trace.getSpanContext(extracted));
 }
 
 /**
@@ -410,7 +414,7 @@ export class AttemptSpan implements BullMQSpan<Context>, OtelSpan {
 
   /** BullMQ runs the processor in the context this returns: the job's, never the worker loop's. */
   setSpanOnContext(_ctx: Context): Context {
-    return trace.setSpan(this.#arrival.context, this);
+    return createRequestContext(this.#arrival.extracted, this, this.#arrival.state);
   }
 
   /** The attempt ended this way (BullMQ's completion or failure bookkeeping started). */

@@ -29,6 +29,7 @@ export { safeCall } from './internal-errors.ts';
 // Context and propagation
 export type { RequestState } from './context.ts';
 export {
+  createRequestContext,
   createRequestState,
   getRequestId,
   getRequestState,
