@@ -110,6 +110,26 @@ function takenKeysOf(logger: SextantLogger): ReadonlySet<string> {
   return logger[kTakenKeys] ?? RESERVED_KEY_SET;
 }
 
+/** Derived key sets per parent set and added keys: a framework makes a child per request (Fastify). */
+const derivedTakenKeys = new WeakMap<ReadonlySet<string>, Map<string, ReadonlySet<string>>>();
+const MAX_DERIVED_PER_SET = 64;
+
+/** `taken` plus `added`. The sets are never changed once made, so equal derivations share one. */
+function withTakenKeys(taken: ReadonlySet<string>, added: string[]): ReadonlySet<string> {
+  if (added.length === 0) return taken;
+  const signature = added.length === 1 ? added[0]! : added.join('\u0000');
+  let derived = derivedTakenKeys.get(taken);
+  const known = derived?.get(signature);
+  if (known !== undefined) return known;
+  const set: ReadonlySet<string> = new Set([...taken, ...added]);
+  if (derived === undefined) {
+    derived = new Map();
+    derivedTakenKeys.set(taken, derived);
+  }
+  if (derived.size < MAX_DERIVED_PER_SET) derived.set(signature, set);
+  return set;
+}
+
 /** The record Sextant built itself and is handing to pino right now: the hook lets it through as is. */
 let trustedRecord: object | undefined;
 
@@ -289,14 +309,14 @@ function bindSafely(logger: SextantLogger): void {
       pinoOptions = rest;
     }
     const instance = pinoChild.call(this, safe, pinoOptions);
-    instance[kTakenKeys] = new Set([...takenKeysOf(this), ...Object.keys(safe)]);
+    instance[kTakenKeys] = withTakenKeys(takenKeysOf(this), Object.keys(safe));
     if (serializers !== undefined) instance[kSerializers] = serializers;
     return instance;
   } as unknown as Logger['child'];
   logger.setBindings = function setBindings(this: SextantLogger, bindings: Bindings) {
     const safe = moveTakenKeysAside(this, copyRecord(this, bindings ?? {}));
     pinoSetBindings.call(this, safe);
-    this[kTakenKeys] = new Set([...takenKeysOf(this), ...Object.keys(safe)]);
+    this[kTakenKeys] = withTakenKeys(takenKeysOf(this), Object.keys(safe));
   };
 }
 
