@@ -234,3 +234,74 @@ describe('endpoints off, on a Fastify built without sextantServerOptions', () =>
     expect(span.name).toBe('GET /ping');
   });
 });
+
+describe('request.log', () => {
+  const logs = collectLogs();
+  let sextant: Sextant;
+  let app: FastifyInstance;
+  let url: string;
+  let childrenMade = 0;
+  const seen: Record<string, unknown> = {};
+
+  beforeAll(async () => {
+    sextant = createTestSextant(logs);
+    const options = sextantServerOptions(sextant);
+    const factory = options.childLoggerFactory;
+    app = fastify({
+      ...options,
+      childLoggerFactory(logger, bindings, childOptions) {
+        const parentChild = logger.child.bind(logger);
+        // Counts the real children the stand-in makes.
+        const counted = Object.create(logger, {
+          child: {
+            value: (...args: Parameters<typeof logger.child>) => {
+              childrenMade++;
+              return parentChild(...args);
+            },
+          },
+        });
+        return factory(counted, bindings, childOptions);
+      },
+    });
+    await app.register(sextantFastify, { sextant });
+    app.get('/quiet', async () => ({ ok: true }));
+    app.get('/chatty', async (request) => {
+      request.log.info('first');
+      request.log.warn({ item: 3 }, 'second');
+      seen.level = request.log.level;
+      seen.enabled = (request.log as unknown as { isLevelEnabled(level: string): boolean }).isLevelEnabled(
+        'info',
+      );
+      seen.bindings = (request.log as unknown as { bindings(): Record<string, unknown> }).bindings();
+      request.log.child({ step: 'nested' }).info('third');
+      return { ok: true };
+    });
+    url = await listen(app);
+  });
+  afterAll(async () => {
+    await app?.close();
+    await sextant?.shutdown();
+  });
+
+  it('is made only when the request logs through it, and then works as Sextant’s logger does', async () => {
+    for (let i = 0; i < 5; i++) expect((await fetch(`${url}/quiet`)).status).toBe(200);
+    expect(childrenMade).toBe(0);
+
+    const response = await fetch(`${url}/chatty`, { headers: { 'x-request-id': 'chatty-1' } });
+    expect(response.status).toBe(200);
+    expect(childrenMade).toBe(1);
+    const traceId = traceIdOf(response);
+    const records = await waitFor(() => {
+      const found = logs.records().filter((r) => r.reqId === 'chatty-1' && r.msg !== 'request completed');
+      return found.length === 3 ? found : undefined;
+    });
+    expect(records.map((r) => r.msg)).toEqual(['first', 'second', 'third']);
+    for (const record of records) {
+      expect(record.trace_id).toBe(traceId);
+      expect(record.request_id).toBe('chatty-1');
+    }
+    expect(records[1]!.item).toBe(3);
+    expect(records[2]!.step).toBe('nested');
+    expect(seen).toMatchObject({ level: 'info', enabled: true, bindings: { reqId: 'chatty-1' } });
+  });
+});
