@@ -23,6 +23,7 @@ import {
   eventually,
   type FinishedSpan,
   freePort,
+  monitorRedis,
   REDIS_URL,
   spansNamed,
   startRedis,
@@ -790,10 +791,10 @@ describe('metrics', () => {
     await queue.getJobCounts();
     // MONITOR sees every client's commands: only this queue's are counted (its keys carry the
     // test's prefix), and only those sent by a client, not the ones its script runs.
-    const monitor = await new Redis(REDIS_URL).monitor();
+    const monitor = await monitorRedis();
     const probe = new Redis(REDIS_URL);
     const sent: string[][] = [];
-    monitor.on('monitor', (_time: string, args: string[], source: string) => {
+    monitor.onCommand((args, source) => {
       if (source !== 'lua' && args.some((arg) => arg.startsWith(`${prefix}:`))) sent.push(args);
     });
     const stop = observeQueueDepth(sextant, queue);
@@ -822,7 +823,7 @@ describe('metrics', () => {
       expect(readings[0]![0]?.toLowerCase()).toBe('evalsha');
     } finally {
       stop();
-      monitor.disconnect();
+      monitor.close();
       probe.disconnect();
     }
   });
