@@ -13,6 +13,8 @@
  * BENCH_KEEP_DUMPS=1 keeps callgrind's files, and BENCH_PERF_MAP=1 has Node write
  * /tmp/perf-<pid>.map, which names the JIT-compiled functions in them. BENCH_CHECKOUT=<directory>
  * counts another checkout's servers (a `git worktree` of a baseline, installed), for an A/B. Needs valgrind.
+ * The peer stacks run too slowly under callgrind for the load's 60 s request timeout (seen on
+ * 2026-11-26 with express-peer): the bare and Sextant variants are the ones this is for.
  */
 import { execFileSync, fork } from 'node:child_process';
 import { once } from 'node:events';
