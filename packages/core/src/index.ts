@@ -26,6 +26,10 @@ export { ERROR_CODES, SextantConfigError } from './errors.ts';
 export type { InternalErrorSink } from './internal-errors.ts';
 export { safeCall } from './internal-errors.ts';
 
+// Loggers
+export type { ChildLoggerFactory } from './deferred-child-logger.ts';
+export { createDeferredChildLoggerFactory } from './deferred-child-logger.ts';
+
 // Context and propagation
 export type { RequestState } from './context.ts';
 export {

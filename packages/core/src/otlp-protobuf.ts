@@ -282,18 +282,22 @@ function writeAnyValue(writer: ProtobufWriter, value: unknown): void {
   }
 }
 
+/** One `KeyValue` as field `fieldTag` of the enclosing message. */
+function writeKeyValue(writer: ProtobufWriter, fieldTag: number, key: string, value: unknown): void {
+  writer.byte(fieldTag);
+  const keyValue = writer.begin();
+  writeKey(writer, key);
+  writer.byte(tag(2, WIRE_LENGTH_DELIMITED));
+  const anyValue = writer.begin();
+  writeAnyValue(writer, value);
+  writer.end(anyValue);
+  writer.end(keyValue);
+}
+
 function writeAttributes(writer: ProtobufWriter, attributes: Attributes, field: number): void {
   const fieldTag = tag(field, WIRE_LENGTH_DELIMITED);
   for (const key in attributes) {
-    if (!Object.hasOwn(attributes, key)) continue;
-    writer.byte(fieldTag);
-    const keyValue = writer.begin();
-    writeKey(writer, key);
-    writer.byte(tag(2, WIRE_LENGTH_DELIMITED));
-    const anyValue = writer.begin();
-    writeAnyValue(writer, attributes[key]);
-    writer.end(anyValue);
-    writer.end(keyValue);
+    if (Object.hasOwn(attributes, key)) writeKeyValue(writer, fieldTag, key, attributes[key]);
   }
 }
 
@@ -336,14 +340,7 @@ function writeSpanAttributes(writer: ProtobufWriter, attributes: Attributes): vo
       continue;
     }
     const start = writer.pos;
-    writer.byte(fieldTag);
-    const keyValue = writer.begin();
-    writeKey(writer, key);
-    writer.byte(tag(2, WIRE_LENGTH_DELIMITED));
-    const anyValue = writer.begin();
-    writeAnyValue(writer, value);
-    writer.end(anyValue);
-    writer.end(keyValue);
+    writeKeyValue(writer, fieldTag, key, value);
     if (last !== undefined) last.misses++;
     if (!rememberable(value)) continue;
     // A key that stopped repeating is tried again after 1, 2, 4, 8... further misses.

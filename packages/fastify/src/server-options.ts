@@ -1,7 +1,12 @@
 import type { IncomingMessage } from 'node:http';
-import { generateRequestId, type Sextant, sanitizeRequestId } from '@sextant/core';
+import {
+  type ChildLoggerFactory,
+  createDeferredChildLoggerFactory,
+  generateRequestId,
+  type Sextant,
+  sanitizeRequestId,
+} from '@sextant/core';
 import type { FastifyBaseLogger, LogController } from 'fastify';
-import { type ChildLoggerFactory, createDeferredChildLoggerFactory } from './deferred-child-logger.ts';
 import { createLogController, type LogControllerOptions } from './log-controller.ts';
 import { kChosenRequestId } from './symbols.ts';
 
@@ -24,7 +29,7 @@ export interface SextantServerOptions {
    * Makes `request.log` only when the request first logs through it: with Sextant's access record
    * on, most requests never do, and making a child logger for each was a tenth of Sextant's cost.
    */
-  childLoggerFactory: ChildLoggerFactory;
+  childLoggerFactory: ChildLoggerFactory<FastifyBaseLogger>;
 }
 
 /**
@@ -37,7 +42,7 @@ export function sextantServerOptions(sextant: Sextant, logging?: LogControllerOp
   const header = sextant.config.http.requestIdHeader;
   const options: SextantServerOptions = {
     loggerInstance: sextant.logger,
-    childLoggerFactory: createDeferredChildLoggerFactory(sextant.logger),
+    childLoggerFactory: createDeferredChildLoggerFactory<FastifyBaseLogger>(sextant.logger),
     genReqId(request) {
       const requestId = sanitizeRequestId(request.headers[header]) ?? generateRequestId();
       (request as IncomingMessage & { [kChosenRequestId]?: string })[kChosenRequestId] = requestId;

@@ -1,38 +1,35 @@
-import type { FastifyBaseLogger } from 'fastify';
+/** The part of a logger this needs: pino's `child`, as Fastify and others type it. */
+interface ChildMaking<L> {
+  child(bindings: Record<string, unknown>, options?: any): L;
+}
 
-type ChildOptions = Parameters<FastifyBaseLogger['child']>[1];
-
-/** What Fastify hands a `childLoggerFactory`. */
-export type ChildLoggerFactory = (
-  logger: FastifyBaseLogger,
-  bindings: Record<string, unknown>,
-  options: ChildOptions,
-) => FastifyBaseLogger;
+/** Makes a child of `parent`, as a framework's child-logger hook does (Fastify's `childLoggerFactory`). */
+export type ChildLoggerFactory<L> = (parent: L, bindings: Record<string, unknown>, options?: unknown) => L;
 
 /**
- * Fastify makes a child logger for every request (`request.log`, bound to its request id). With
- * Sextant's access record on, most requests never log through it, yet a pino child costs about
- * 10 k instructions to make (about a tenth of what Sextant adds to a Fastify request). This
+ * A framework that makes a child logger for every request (Fastify's `request.log`, bound to its
+ * request id) pays for it even when the request never logs through it, which with Sextant's
+ * access record on is most requests; a pino child costs about 10 k instructions to make. This
  * factory hands out a stand-in that makes the real child the first time anything of it is used:
  * every method and property of the logger is there, and each one forwards to the child.
  *
  * The stand-in's members are taken from `sample` (Sextant's logger): what pino defines on the
  * instance and along its prototype chain, symbols included.
  */
-export function createDeferredChildLoggerFactory(sample: FastifyBaseLogger): ChildLoggerFactory {
+export function createDeferredChildLoggerFactory<L extends ChildMaking<L>>(sample: L): ChildLoggerFactory<L> {
   class DeferredChildLogger {
-    readonly #parent: FastifyBaseLogger;
+    readonly #parent: L;
     readonly #bindings: Record<string, unknown>;
-    readonly #options: ChildOptions;
-    #child: FastifyBaseLogger | undefined;
+    readonly #options: unknown;
+    #child: L | undefined;
 
-    constructor(parent: FastifyBaseLogger, bindings: Record<string, unknown>, options: ChildOptions) {
+    constructor(parent: L, bindings: Record<string, unknown>, options: unknown) {
       this.#parent = parent;
       this.#bindings = bindings;
       this.#options = options;
     }
 
-    get realChild(): FastifyBaseLogger {
+    get realChild(): L {
       this.#child ??= this.#parent.child(this.#bindings, this.#options);
       return this.#child;
     }
@@ -70,6 +67,5 @@ export function createDeferredChildLoggerFactory(sample: FastifyBaseLogger): Chi
       }
     }
   }
-  return (logger, bindings, options) =>
-    new DeferredChildLogger(logger, bindings, options) as unknown as FastifyBaseLogger;
+  return (logger, bindings, options) => new DeferredChildLogger(logger, bindings, options) as unknown as L;
 }
