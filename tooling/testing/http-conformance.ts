@@ -18,13 +18,13 @@ const UNMATCHED_ROUTE = '_unmatched';
 
 /** A valid job: max-cut on a 4-cycle. */
 export const SQUARE_JOB = {
-  type: 'maxcut',
+  type: 'maxcut' as const,
   edges: [
     [0, 1],
     [1, 2],
     [2, 3],
     [3, 0],
-  ],
+  ] as [number, number][],
 };
 
 /** The most vertices a job may hold (job-store's `MAX_VARIABLES`), and so the most edges. */

@@ -13,16 +13,8 @@ import {
 } from '../src/solver/provider.ts';
 import { createRandom, SolverConfigError } from '../src/solver/settings.ts';
 import { createSolver, InvalidProblemError, type SolveOutcome } from '../src/solver/solve.ts';
+import { SQUARE } from './fixtures.ts';
 
-const SQUARE: MaxCutProblem = {
-  type: 'maxcut',
-  edges: [
-    [0, 1],
-    [1, 2],
-    [2, 3],
-    [3, 0],
-  ],
-};
 const PROVIDER = 'test-annealer';
 /** A fast, reliable provider; tests override what they exercise. */
 const FAST: SimulatedProviderOptions = {

@@ -61,6 +61,10 @@ function setup(options: { queue?: Partial<QueueOptions>; worker?: Partial<Worker
 }
 
 const processSpans = (queue: string) => spansNamed(sextant, `process ${queue}`);
+const isTick = (span: FinishedSpan) => span.attributes['bullmq.job.name'] === 'tick';
+/** The queue's attempt spans, once its job scheduler `tick` has run `runs` times. */
+const afterTicks = (queue: string, runs: number, what: string) =>
+  waitFor(() => processSpans(queue).filter(isTick).length >= runs && processSpans(queue), what, 500);
 const byId = (span: FinishedSpan) => span.spanContext().spanId;
 
 beforeAll(() => {
@@ -594,13 +598,7 @@ describe('job schedulers', () => {
     await queue.upsertJobScheduler('tick', { every: 20, limit: 4 }, { name: 'tick', data: {} });
     void worker.run();
 
-    const processed = await waitFor(
-      () =>
-        processSpans(name).filter((span) => span.attributes['bullmq.job.name'] === 'tick').length >= 4 &&
-        processSpans(name),
-      'four runs of the scheduler',
-      500,
-    );
+    const processed = await afterTicks(name, 4, 'four runs of the scheduler');
     const request = spansNamed(sextant, 'POST /mixed')[0]!;
     const attempts = new Set(processed.map(byId));
     const adds = spansNamed(sextant, `add ${name}`);
@@ -612,7 +610,7 @@ describe('job schedulers', () => {
       expect(add.spanContext().traceId).not.toBe(request.spanContext().traceId);
     }
     // Each run is its own trace, linked to the scheduler's upsert.
-    const ticks = processed.filter((span) => span.attributes['bullmq.job.name'] === 'tick');
+    const ticks = processed.filter(isTick);
     expect(new Set(ticks.map((span) => span.spanContext().traceId)).size).toBe(ticks.length);
     for (const tick of ticks) expect(tick.spanContext().traceId).not.toBe(request.spanContext().traceId);
 
@@ -659,7 +657,7 @@ describe('job schedulers', () => {
       expect(oneOff.parentSpanContext?.spanId).toBe(byId(oneOffAdd));
       return {
         request: spansNamed(sextant, 'POST /jobs').at(-1)!,
-        runs: spans.filter((span) => span.attributes['bullmq.job.name'] === 'tick'),
+        runs: spans.filter(isTick),
       };
     };
 
@@ -712,16 +710,10 @@ describe('job schedulers', () => {
     );
     await plain.upsertJobScheduler('tick', { every: 20, limit: 3 }, { name: 'tick', data: {} });
     void worker.run();
-    const processed = await waitFor(
-      () =>
-        processSpans(name).filter((span) => span.attributes['bullmq.job.name'] === 'tick').length >= 3 &&
-        processSpans(name),
-      'three runs of the scheduler',
-      500,
-    );
+    const processed = await afterTicks(name, 3, 'three runs of the scheduler');
     const request = spansNamed(sextant, 'POST /busy')[0]!;
     const attempts = new Set(processed.map(byId));
-    for (const tick of processed.filter((span) => span.attributes['bullmq.job.name'] === 'tick')) {
+    for (const tick of processed.filter(isTick)) {
       expect(tick.spanContext().traceId).not.toBe(request.spanContext().traceId);
       for (const link of tick.links) {
         expect(link.context.traceId).not.toBe(request.spanContext().traceId);
