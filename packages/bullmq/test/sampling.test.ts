@@ -10,6 +10,13 @@ import { collectLines, deletePrefix, uniquePrefix, waitFor } from './helpers.ts'
 
 const connection = { host: '127.0.0.1', port: 6379 };
 const UNSAMPLED_TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
+/** A request an upstream service decided not to sample. */
+const unsampled = trace.setSpanContext(ROOT_CONTEXT, {
+  traceId: UNSAMPLED_TRACE,
+  spanId: 'b7ad6b7169203331',
+  traceFlags: TraceFlags.NONE,
+  isRemote: true,
+});
 
 function traceparentOf(metadata: string | undefined) {
   const [, traceId, spanId, flags] = String(JSON.parse(metadata ?? '{}').traceparent).split('-');
@@ -47,13 +54,6 @@ describe('sampling on a link queue', () => {
         { connection, prefix, telemetry },
       );
       try {
-        // An upstream service decided not to sample this request.
-        const unsampled = trace.setSpanContext(ROOT_CONTEXT, {
-          traceId: UNSAMPLED_TRACE,
-          spanId: 'b7ad6b7169203331',
-          traceFlags: TraceFlags.NONE,
-          isRemote: true,
-        });
         const quiet = await context.with(unsampled, () => queue.add('quiet', {}));
         const loud = await sextant.tracer.startActiveSpan('POST /broadcast', async (span) => {
           const added = await queue.add('loud', {});
@@ -111,12 +111,6 @@ describe('sampling on a link queue', () => {
     const queue = new Queue(name, { connection, prefix, telemetry });
     const worker = new Worker(name, async () => 'ok', { connection, prefix, telemetry });
     try {
-      const unsampled = trace.setSpanContext(ROOT_CONTEXT, {
-        traceId: UNSAMPLED_TRACE,
-        spanId: 'b7ad6b7169203331',
-        traceFlags: TraceFlags.NONE,
-        isRemote: true,
-      });
       await context.with(unsampled, () =>
         queue.upsertJobScheduler('tick', { every: 50, limit: 2 }, { name: 'tick', data: {} }),
       );
