@@ -1,188 +1,134 @@
 /**
- * Jobs per second through a real Redis (REDIS_URL, default redis://127.0.0.1:6379): one queue
- * and worker bare, one with Sextant's telemetry option (and its worker observer), run round
- * after round, interleaved, so a noisy neighbour slows both alike. Each round enqueues JOBS jobs
- * with `add` and waits for the worker to finish them all; the median round is reported, with
- * the CPU time per job of the process. Writes the bullmq section of docs/benchmarks.md.
+ * Jobs per second through a real Redis (REDIS_URL, default redis://127.0.0.1:6379), bare BullMQ
+ * against BullMQ with Sextant's telemetry option (and its worker observer), with spans exported
+ * over OTLP/protobuf to a local sink. Each candidate runs in a fresh process of its own, round
+ * after round, the order rotated, so that no candidate's code paths shape another's optimized code
+ * and a noisy neighbour slows all alike. A process warms up, then runs a few rounds of JOBS jobs
+ * (enqueued with `add`, PRODUCER_WINDOW in flight, while the worker processes them); its median
+ * round counts, and the median process is reported. Two processors: one that does nothing (the
+ * worst case for any instrumentation) and one that makes a PostgreSQL query (DATABASE_URL, default
+ * postgres://postgres@127.0.0.1:5432/test), as a worker that writes its result would. Writes the
+ * bullmq section of docs/benchmarks.md.
  */
-import { randomUUID } from 'node:crypto';
-import { createSextant } from '@sextant/core';
-import { type ConnectionOptions, Queue, type Telemetry, Worker } from 'bullmq';
-import { Redis } from 'ioredis';
 import { machineLine, median, writeSection } from '../../../tooling/bench/harness.ts';
-import { createBullMQTelemetry, observeWorker } from '../src/index.ts';
+import {
+  type CandidateName,
+  CONCURRENCY,
+  PRODUCER_WINDOW,
+  type ProcessorName,
+  type RoundResult,
+} from './candidates.ts';
+import { startCandidate, startSink } from './processes.ts';
 
 const JOBS = Number(process.env.BENCH_JOBS ?? 2000);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
-const CONCURRENCY = 16;
-/** Adds in flight at once: a producer that does not wait for each add, as a web tier would. */
-const PRODUCER_WINDOW = 64;
-const url = new URL(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
-const connection: ConnectionOptions = { host: url.hostname, port: Number(url.port || 6379) };
+const PROCESSES = Number(process.env.BENCH_PROCESSES ?? 5);
+const WARMUP_ROUNDS = 10;
+const MEASURED_ROUNDS = 5;
+const GOAL_RATIO = 0.95;
 
-let exported = 0;
-const sextant = createSextant({
-  serviceName: 'bullmq-bench',
-  // Spans are built, batched and handed to an exporter that drops them: the cost of tracing
-  // without the network.
-  tracing: {
-    exporter: {
-      export(spans, done) {
-        exported += spans.length;
-        done({ code: 0 });
+interface Group {
+  processor: ProcessorName;
+  title: string;
+  candidates: Array<{ name: CandidateName; label: string }>;
+}
+
+const GROUPS: Group[] = [
+  {
+    processor: 'empty',
+    title: 'A processor that does nothing',
+    candidates: [
+      { name: 'bare', label: 'BullMQ, no telemetry' },
+      {
+        name: 'do-nothing',
+        label: "BullMQ + a do-nothing `telemetry` option (BullMQ's own telemetry code path)",
       },
-      shutdown: () => Promise.resolve(),
-    },
+      { name: 'sextant', label: 'BullMQ + `@sextant/bullmq`' },
+      {
+        name: 'no-spans',
+        label: 'BullMQ + `@sextant/bullmq`, `spanOperations: []` (metrics and context, no spans)',
+      },
+    ],
   },
-  logs: { level: 'warn' },
-  env: {},
-});
-
-interface Candidate {
-  name: string;
-  queue: Queue;
-  worker: Worker;
-  processed: number;
-  onDrained: (() => void) | undefined;
-}
-
-const prefix = `sextant-bench-${randomUUID().slice(0, 8)}`;
-
-/**
- * A telemetry option that does nothing: what BullMQ's own telemetry code path costs (its `trace`
- * wrapper around each operation, the extra awaits), before any instrumentation does any work.
- */
-const DO_NOTHING_SPAN = {
-  setSpanOnContext: (ctx: unknown) => ctx,
-  setAttribute() {},
-  setAttributes() {},
-  addEvent() {},
-  recordException() {},
-  end() {},
-};
-const DO_NOTHING_TELEMETRY: Telemetry<unknown> = {
-  tracer: { startSpan: () => DO_NOTHING_SPAN },
-  contextManager: {
-    with: (_ctx, fn) => fn(),
-    active: () => undefined,
-    getMetadata: () => '',
-    fromMetadata: (ctx) => ctx,
+  {
+    processor: 'postgres',
+    title: 'A processor that makes one PostgreSQL query (`SELECT $1::int`, a pool of 16)',
+    candidates: [
+      { name: 'bare', label: 'BullMQ, no telemetry' },
+      { name: 'sextant', label: 'BullMQ + `@sextant/bullmq`' },
+    ],
   },
-};
-
-function candidate(
-  name: string,
-  telemetry: Telemetry<never> | undefined,
-  observed = telemetry !== undefined,
-): Candidate {
-  const options = telemetry ? { connection, prefix, telemetry } : { connection, prefix };
-  const entry: Candidate = {
-    name,
-    queue: new Queue(name, options),
-    worker: undefined as unknown as Worker,
-    processed: 0,
-    onDrained: undefined,
-  };
-  entry.worker = new Worker(name, async (job) => job.data.n, { ...options, concurrency: CONCURRENCY });
-  if (observed) observeWorker(sextant, entry.worker);
-  entry.worker.on('completed', () => {
-    entry.processed += 1;
-    if (entry.processed === JOBS) entry.onDrained?.();
-  });
-  return entry;
-}
-
-async function round(entry: Candidate): Promise<{ jobsPerSecond: number; cpuMicrosPerJob: number }> {
-  entry.processed = 0;
-  const drained = new Promise<void>((resolve) => {
-    entry.onDrained = resolve;
-  });
-  const cpu = process.cpuUsage();
-  const started = performance.now();
-  for (let sent = 0; sent < JOBS; sent += PRODUCER_WINDOW) {
-    const batch: Promise<unknown>[] = [];
-    for (let n = sent; n < Math.min(sent + PRODUCER_WINDOW, JOBS); n++) {
-      batch.push(entry.queue.add('bench', { n }, { removeOnComplete: true }));
-    }
-    await Promise.all(batch);
-  }
-  await drained;
-  const seconds = (performance.now() - started) / 1000;
-  const used = process.cpuUsage(cpu);
-  return { jobsPerSecond: JOBS / seconds, cpuMicrosPerJob: (used.user + used.system) / JOBS };
-}
-
-const candidates = [
-  candidate('bench-bare', undefined),
-  candidate('bench-do-nothing', DO_NOTHING_TELEMETRY as Telemetry<never>, false),
-  candidate('bench-sextant', createBullMQTelemetry(sextant)),
-  candidate('bench-no-spans', createBullMQTelemetry(sextant, { spanOperations: [] })),
 ];
-await Promise.all(candidates.map((entry) => entry.worker.waitUntilReady()));
 
-// Warm-up round, not counted.
-for (const entry of candidates) await round(entry);
-const samples = new Map(
-  candidates.map((entry) => [entry.name, { rates: [] as number[], cpu: [] as number[] }]),
-);
-for (let index = 0; index < ROUNDS; index++) {
-  // Rotating the order too: none always runs right after another's backlog.
-  const order = candidates.map((_, offset) => candidates[(index + offset) % candidates.length]!);
-  for (const entry of order) {
-    const result = await round(entry);
-    samples.get(entry.name)!.rates.push(result.jobsPerSecond);
-    samples.get(entry.name)!.cpu.push(result.cpuMicrosPerJob);
+async function sampleProcess(
+  candidate: CandidateName,
+  processor: ProcessorName,
+  sinkUrl: string,
+): Promise<RoundResult> {
+  const started = await startCandidate({ candidate, processor, sinkUrl, jobs: JOBS });
+  try {
+    for (let round = 0; round < WARMUP_ROUNDS; round++) await started.round();
+    const rounds: RoundResult[] = [];
+    for (let round = 0; round < MEASURED_ROUNDS; round++) rounds.push(await started.round());
+    return {
+      jobsPerSecond: median(rounds.map((round) => round.jobsPerSecond)),
+      cpuMicrosPerJob: median(rounds.map((round) => round.cpuMicrosPerJob)),
+    };
+  } finally {
+    await started.close();
   }
 }
 
-const bare = samples.get('bench-bare')!;
-const traced = samples.get('bench-sextant')!;
-const unspanned = samples.get('bench-no-spans')!;
-const doNothing = samples.get('bench-do-nothing')!;
-const bareRate = median(bare.rates);
-const tracedRate = median(traced.rates);
-const rows = [
-  ['BullMQ, no telemetry', bareRate, median(bare.cpu), 1],
-  [
-    "BullMQ + a do-nothing `telemetry` option (BullMQ's own telemetry code path)",
-    median(doNothing.rates),
-    median(doNothing.cpu),
-    median(doNothing.rates) / bareRate,
-  ],
-  ['BullMQ + `@sextant/bullmq`', tracedRate, median(traced.cpu), tracedRate / bareRate],
-  [
-    'BullMQ + `@sextant/bullmq`, `spanOperations: []` (metrics and context, no spans)',
-    median(unspanned.rates),
-    median(unspanned.cpu),
-    median(unspanned.rates) / bareRate,
-  ],
-] as const;
-const markdown = [
+const sink = await startSink();
+const sections: string[] = [
   '## @sextant/bullmq',
   '',
-  `${JOBS} jobs per round (\`add\`, ${PRODUCER_WINDOW} in flight; worker concurrency ${CONCURRENCY}) through a real Redis, ${ROUNDS} interleaved rounds, median round. Spans are exported to an exporter that drops them.`,
+  `Jobs per second through a real Redis: ${JOBS} jobs per round (\`add\`, ${PRODUCER_WINDOW} in flight, while a worker of concurrency ${CONCURRENCY} processes them) in one process, producer and worker. Each candidate runs in ${PROCESSES} fresh processes, interleaved; each process warms up for ${WARMUP_ROUNDS} rounds and counts the median of ${MEASURED_ROUNDS}; the median process is shown. Spans are exported over OTLP/protobuf to a local sink.`,
   '',
-  '| candidate | jobs/s | CPU µs per job (producer + worker) | jobs/s vs bare |',
-  '| --- | ---: | ---: | ---: |',
-  ...rows.map(
-    ([name, rate, cpu, ratio]) =>
-      `| ${name} | ${rate.toFixed(0)} | ${cpu.toFixed(0)} | ${ratio.toFixed(3)} |`,
-  ),
+];
+const verdicts: string[] = [];
+try {
+  for (const group of GROUPS) {
+    const samples = new Map(group.candidates.map(({ name }) => [name, [] as RoundResult[]]));
+    for (let index = 0; index < PROCESSES; index++) {
+      // Rotating the order too: none always runs right after another's backlog.
+      const order = group.candidates.map(
+        (_, offset) => group.candidates[(index + offset) % group.candidates.length]!,
+      );
+      for (const { name } of order)
+        samples.get(name)!.push(await sampleProcess(name, group.processor, sink.url));
+    }
+    const rows = group.candidates.map(({ name, label }) => ({
+      name,
+      label,
+      rate: median(samples.get(name)!.map((sample) => sample.jobsPerSecond)),
+      cpu: median(samples.get(name)!.map((sample) => sample.cpuMicrosPerJob)),
+    }));
+    const bare = rows.find((row) => row.name === 'bare')!;
+    const sextant = rows.find((row) => row.name === 'sextant')!;
+    sections.push(
+      `### ${group.title}`,
+      '',
+      '| candidate | jobs/s | CPU µs per job (producer + worker) | jobs/s vs bare |',
+      '| --- | ---: | ---: | ---: |',
+      ...rows.map(
+        (row) =>
+          `| ${row.label} | ${row.rate.toFixed(0)} | ${row.cpu.toFixed(0)} | ${(row.rate / bare.rate).toFixed(3)} |`,
+      ),
+      '',
+    );
+    const ratio = sextant.rate / bare.rate;
+    verdicts.push(
+      `${group.title.split(' (')[0]}: ${ratio.toFixed(3)} of bare jobs/s, ${ratio >= GOAL_RATIO ? 'within' : '**over**'} the goal.`,
+    );
+  }
+} finally {
+  sink.server.close();
+}
+sections.push(
+  `Goal: at most ${Math.round((1 - GOAL_RATIO) * 100)}% fewer jobs/s. ${verdicts.join(' ')}`,
   '',
-  `Goal: at most 5% fewer jobs/s. Reproduce: \`pnpm --filter @sextant/bullmq bench\` (needs Redis). ${machineLine()}.`,
-].join('\n');
+  `Reproduce: \`pnpm --filter @sextant/bullmq bench\` (needs Redis and PostgreSQL). \`pnpm --filter @sextant/bullmq instructions\` counts instructions per job with callgrind instead. ${machineLine()}.`,
+);
+const markdown = sections.join('\n');
 writeSection('bullmq', markdown);
 console.log(markdown);
-console.log(`spans exported: ${exported}`);
-
-for (const entry of candidates) {
-  await entry.worker.close();
-  await entry.queue.obliterate({ force: true });
-  await entry.queue.close();
-}
-const redis = new Redis({ ...connection, lazyConnect: true });
-await redis.connect();
-const leftovers = await redis.keys(`${prefix}:*`);
-if (leftovers.length > 0) await redis.del(...leftovers);
-redis.disconnect();
-await sextant.shutdown();

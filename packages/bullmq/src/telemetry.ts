@@ -632,6 +632,39 @@ class SextantTracer implements BullMQTracer<Context> {
   }
 }
 
+/**
+ * `parent` with a job's metadata parked on it. BullMQ asks for one per job it handles; built with
+ * `setValue`, each would copy the parent's map of values. Reads need no copy; the first context
+ * derived from it builds the usual one, once.
+ */
+class MetadataContext implements Context {
+  readonly #parent: Context;
+  readonly #metadata: string;
+  #built: Context | undefined;
+
+  constructor(parent: Context, metadata: string) {
+    this.#parent = parent;
+    this.#metadata = metadata;
+  }
+
+  getValue(key: symbol): unknown {
+    return key === kMetadata ? this.#metadata : this.#parent.getValue(key);
+  }
+
+  setValue(key: symbol, value: unknown): Context {
+    return this.#build().setValue(key, value);
+  }
+
+  deleteValue(key: symbol): Context {
+    return this.#build().deleteValue(key);
+  }
+
+  #build(): Context {
+    this.#built ??= this.#parent.setValue(kMetadata, this.#metadata);
+    return this.#built;
+  }
+}
+
 class SextantContextManager implements ContextManager<Context> {
   readonly #runtime: Runtime;
 
@@ -674,7 +707,7 @@ class SextantContextManager implements ContextManager<Context> {
 
   /** Parks the metadata: only a span that is recorded pays for reading it. */
   fromMetadata(activeContext: Context, metadata: string): Context {
-    return activeContext.setValue(kMetadata, metadata);
+    return new MetadataContext(activeContext, metadata);
   }
 }
 

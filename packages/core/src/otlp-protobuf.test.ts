@@ -148,34 +148,41 @@ describe('encodeTraceExportRequest', () => {
     expectSameAsUpstream(many);
   });
 
-  it('encodes attribute values that repeat, change, or repeat again, as upstream does, batch after batch', async () => {
+  it('encodes attribute values that repeat, alternate, change, or repeat again, as upstream does, batch after batch', async () => {
     const attributesOf = (i: number): Attributes => ({
       'http.request.method': 'GET',
+      // A new value on every span: more than a key keeps, so it is given up on, then tried again.
       'url.path': `/users/${i}`,
       'http.response.status_code': i % 3 === 0 ? 404 : 200,
       'test.flag': i % 2 === 0,
+      // Two kinds of span, one after the other, as a producer's and a worker's.
+      'messaging.operation.name': i % 2 === 0 ? 'send' : 'process',
       // Changes on every span for a while, then settles on one value.
-      'test.settles': i < 20 ? `value-${i}` : 'settled',
+      'test.settles': i < 100 ? `value-${i}` : 'settled',
       'test.ratio': i < 10 ? 0.5 : i / 7,
+      'test.zero': i % 2 === 0 ? 0 : -0,
       'test.long': 'x'.repeat(300 + (i % 2)),
     });
     const spans = await recordSpans((provider) => {
       const tracer = provider.getTracer('repeats');
-      for (let i = 0; i < 60; i++) tracer.startSpan(`span-${i}`, { attributes: attributesOf(i) }).end();
+      for (let i = 0; i < 400; i++) tracer.startSpan(`span-${i}`, { attributes: attributesOf(i) }).end();
     });
     // Several batches through the same encoder: what it remembers from one batch serves the next.
     for (let from = 0; from < spans.length; from += 15) expectSameAsUpstream(spans.slice(from, from + 15));
-    const decoded = decodeTraceRequest(encodeTraceExportRequest(spans.slice(40))) as {
+    const decoded = decodeTraceRequest(encodeTraceExportRequest(spans.slice(380))) as {
       resourceSpans: Array<{
         scopeSpans: Array<{
           spans: Array<{ attributes: Array<{ key: string; value: Record<string, unknown> }> }>;
         }>;
       }>;
     };
-    const last = decoded.resourceSpans[0]!.scopeSpans[0]!.spans.at(-1)!;
-    const value = (key: string) => last.attributes.find((attribute) => attribute.key === key)?.value;
-    expect(value('url.path')).toMatchObject({ stringValue: '/users/59' });
-    expect(value('test.settles')).toMatchObject({ stringValue: 'settled' });
+    const encoded = decoded.resourceSpans[0]!.scopeSpans[0]!.spans;
+    const value = (index: number, key: string) =>
+      encoded.at(index)!.attributes.find((attribute) => attribute.key === key)?.value;
+    expect(value(-1, 'url.path')).toMatchObject({ stringValue: '/users/399' });
+    expect(value(-1, 'test.settles')).toMatchObject({ stringValue: 'settled' });
+    expect(value(-1, 'messaging.operation.name')).toMatchObject({ stringValue: 'process' });
+    expect(value(-2, 'messaging.operation.name')).toMatchObject({ stringValue: 'send' });
   });
 
   it('writes start and end times to the nanosecond', async () => {

@@ -29,10 +29,18 @@ const MAX_CACHED_KEYS = 2048;
 /** A group's first buffer: a few server spans; it doubles as spans arrive. */
 const INITIAL_GROUP_BYTES = 8192;
 
-const HEX_VALUES = new Int8Array(128).fill(-1);
-for (let digit = 0; digit < 16; digit++) {
-  HEX_VALUES['0123456789abcdef'.charCodeAt(digit)] = digit;
-  HEX_VALUES['0123456789ABCDEF'.charCodeAt(digit)] = digit;
+/** The byte two hex digits stand for, indexed by their two 7-bit character codes. */
+const HEX_PAIRS = new Uint8Array(128 * 128);
+{
+  const digits = '0123456789abcdef';
+  const values = new Map<number, number>();
+  for (let digit = 0; digit < 16; digit++) {
+    values.set(digits.charCodeAt(digit), digit);
+    values.set(digits.toUpperCase().charCodeAt(digit), digit);
+  }
+  for (const [high, highValue] of values) {
+    for (const [low, lowValue] of values) HEX_PAIRS[(high << 7) | low] = (highValue << 4) | lowValue;
+  }
 }
 
 function tag(field: number, wireType: number): number {
@@ -162,7 +170,7 @@ class ProtobufWriter {
   raw(value: Uint8Array): void {
     const length = value.length;
     this.reserve(length);
-    if (length > 64) {
+    if (length > 16) {
       this.buffer.set(value, this.pos);
       this.pos += length;
       return;
@@ -179,12 +187,12 @@ class ProtobufWriter {
     const length = hex.length >>> 1;
     this.reserve(1 + length);
     const buffer = this.buffer;
-    buffer[this.pos++] = length;
-    for (let i = 0; i < length; i++) {
-      const high = HEX_VALUES[hex.charCodeAt(2 * i) & 0x7f]!;
-      const low = HEX_VALUES[hex.charCodeAt(2 * i + 1) & 0x7f]!;
-      buffer[this.pos++] = ((high << 4) | low) & 0xff;
+    let at = this.pos;
+    buffer[at++] = length;
+    for (let i = 0; i < 2 * length; i += 2) {
+      buffer[at++] = HEX_PAIRS[((hex.charCodeAt(i) & 0x7f) << 7) | (hex.charCodeAt(i + 1) & 0x7f)]!;
     }
+    this.pos = at;
   }
 
   /** Starts a length-delimited field: reserves one byte for its length. */
@@ -221,13 +229,17 @@ class ProtobufWriter {
 /** `KeyValue.key` (tag, length, bytes) per attribute key, encoded once. */
 const encodedKeys = new Map<string, Uint8Array>();
 
+function encodeKey(key: string): Uint8Array {
+  const scratch = new ProtobufWriter(8 + 3 * key.length);
+  scratch.byte(tag(1, WIRE_LENGTH_DELIMITED));
+  scratch.string(key);
+  return Uint8Array.prototype.slice.call(scratch.finish());
+}
+
 function writeKey(writer: ProtobufWriter, key: string): void {
   let encoded = encodedKeys.get(key);
   if (encoded === undefined) {
-    const scratch = new ProtobufWriter(8 + 3 * key.length);
-    scratch.byte(tag(1, WIRE_LENGTH_DELIMITED));
-    scratch.string(key);
-    encoded = Uint8Array.prototype.slice.call(scratch.finish());
+    encoded = encodeKey(key);
     if (encodedKeys.size < MAX_CACHED_KEYS) encodedKeys.set(key, encoded);
   }
   writer.raw(encoded);
@@ -287,11 +299,30 @@ function writeKeyValue(writer: ProtobufWriter, fieldTag: number, key: string, va
   writer.byte(fieldTag);
   const keyValue = writer.begin();
   writeKey(writer, key);
+  writeValueField(writer, value);
+  writer.end(keyValue);
+}
+
+/** `writeKeyValue` with the key already encoded. */
+function writeEncodedKeyValue(
+  writer: ProtobufWriter,
+  fieldTag: number,
+  key: Uint8Array,
+  value: unknown,
+): void {
+  writer.byte(fieldTag);
+  const keyValue = writer.begin();
+  writer.raw(key);
+  writeValueField(writer, value);
+  writer.end(keyValue);
+}
+
+/** `KeyValue.value`. */
+function writeValueField(writer: ProtobufWriter, value: unknown): void {
   writer.byte(tag(2, WIRE_LENGTH_DELIMITED));
   const anyValue = writer.begin();
   writeAnyValue(writer, value);
   writer.end(anyValue);
-  writer.end(keyValue);
 }
 
 function writeAttributes(writer: ProtobufWriter, attributes: Attributes, field: number): void {
@@ -301,17 +332,34 @@ function writeAttributes(writer: ProtobufWriter, attributes: Attributes, field: 
   }
 }
 
-/** The last encoding of a span attribute (the whole `KeyValue` field) and how it has fared. */
-interface LastEncoding {
-  value: unknown;
-  bytes: Uint8Array;
-  reuses: number;
-  misses: number;
+/**
+ * What is kept of one span attribute key: its encoded `KeyValue.key`, and the whole `KeyValue`
+ * field for each of its recent values, while that pays.
+ */
+class AttributeKey {
+  readonly key: Uint8Array;
+  /** Encoded fields by value; undefined while the key is not worth it (its values keep changing). */
+  byValue: Map<unknown, Uint8Array> | undefined = new Map();
+  /** Bytes held in `byValue`. */
+  bytes = 0;
+  hits = 0;
+  misses = 0;
+  /** The miss count at which a key that was given up on is tried again. */
+  retryAt = 0;
+
+  constructor(key: Uint8Array) {
+    this.key = key;
+  }
 }
 
 /** Strings longer than this are encoded afresh each time: comparing them costs about what encoding does. */
 const MAX_REMEMBERED_STRING = 256;
-const lastEncodings = new Map<string, LastEncoding>();
+/** Values kept per key: a route, a status or a queue name takes a few; a job id or a raw path, all. */
+const MAX_VALUES_PER_KEY = 32;
+/** All keys' kept fields together stay below this, whatever attributes an application sets. */
+const MAX_KEPT_BYTES = 1 << 20;
+let keptBytes = 0;
+const attributeKeys = new Map<string, AttributeKey>();
 
 function rememberable(value: unknown): boolean {
   const type = typeof value;
@@ -322,37 +370,59 @@ function rememberable(value: unknown): boolean {
   );
 }
 
+function attributeKey(key: string): AttributeKey | undefined {
+  let found = attributeKeys.get(key);
+  if (found === undefined && attributeKeys.size < MAX_CACHED_KEYS) {
+    found = new AttributeKey(encodeKey(key));
+    attributeKeys.set(key, found);
+  }
+  return found;
+}
+
 /**
- * A span's attributes. Most of a server span's values repeat from one request to the next (method,
- * route, scheme, host, status, protocol, user agent): each key's last encoding is kept and copied
- * while its value stays the same. A key whose value keeps changing (a raw path) stops being kept,
- * so it costs no copy it would never reuse.
+ * A span's attributes. Most values repeat from one span to the next (method, route, host, status,
+ * queue, operation): each key keeps the encoded field of its recent values and copies it when a
+ * value comes again. A key whose values keep changing (a raw path, a job id) is given up on, so it
+ * costs no copy it would never reuse, and tried again after twice as many misses as it had.
  */
 function writeSpanAttributes(writer: ProtobufWriter, attributes: Attributes): void {
   const fieldTag = tag(9, WIRE_LENGTH_DELIMITED);
-  for (const key in attributes) {
-    if (!Object.hasOwn(attributes, key)) continue;
-    const value = attributes[key];
-    const last = lastEncodings.get(key);
-    if (last !== undefined && last.value === value) {
-      last.reuses++;
-      writer.raw(last.bytes);
+  for (const name in attributes) {
+    if (!Object.hasOwn(attributes, name)) continue;
+    const value = attributes[name];
+    const key = attributeKey(name);
+    if (key === undefined) {
+      writeKeyValue(writer, fieldTag, name, value);
+      continue;
+    }
+    const byValue = key.byValue;
+    const encoded = byValue?.get(value);
+    if (encoded !== undefined) {
+      key.hits++;
+      writer.raw(encoded);
       continue;
     }
     const start = writer.pos;
-    writeKeyValue(writer, fieldTag, key, value);
-    if (last !== undefined) last.misses++;
-    if (!rememberable(value)) continue;
-    // A key that stopped repeating is tried again after 1, 2, 4, 8... further misses.
-    const retry =
-      last !== undefined && (last.reuses >= last.misses || (last.misses & (last.misses - 1)) === 0);
-    if (last === undefined ? lastEncodings.size < MAX_CACHED_KEYS : retry) {
-      const bytes = Uint8Array.prototype.slice.call(writer.buffer, start, writer.pos);
-      if (last === undefined) lastEncodings.set(key, { value, bytes, reuses: 0, misses: 0 });
-      else {
-        last.value = value;
-        last.bytes = bytes;
+    writeEncodedKeyValue(writer, fieldTag, key.key, value);
+    key.misses++;
+    if (byValue === undefined) {
+      if (key.misses >= key.retryAt) {
+        key.byValue = new Map();
+        key.hits = 0;
+        key.misses = 0;
       }
+    } else if (byValue.size < MAX_VALUES_PER_KEY) {
+      const length = writer.pos - start;
+      if (rememberable(value) && keptBytes + length <= MAX_KEPT_BYTES) {
+        byValue.set(value, Uint8Array.prototype.slice.call(writer.buffer, start, writer.pos));
+        key.bytes += length;
+        keptBytes += length;
+      }
+    } else if (key.misses > key.hits) {
+      key.byValue = undefined;
+      keptBytes -= key.bytes;
+      key.bytes = 0;
+      key.retryAt = 2 * Math.max(key.misses, MAX_VALUES_PER_KEY);
     }
   }
 }

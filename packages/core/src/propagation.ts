@@ -13,7 +13,7 @@ import {
   type TraceState,
   trace,
 } from '@opentelemetry/api';
-import { CompositePropagator, isTracingSuppressed } from '@opentelemetry/core';
+import { isTracingSuppressed } from '@opentelemetry/core';
 import { getRequestState } from './context.ts';
 import type { InternalErrorSink } from './internal-errors.ts';
 
@@ -629,11 +629,37 @@ export class W3CBaggagePropagator implements TextMapPropagator {
   }
 }
 
+/**
+ * W3C Trace Context and W3C Baggage together. Called directly, not through upstream's
+ * CompositePropagator: that one folds over its list with a closure and a try block per propagator
+ * on every extract and inject, and neither of these two ever throws.
+ */
+class W3CPropagator implements TextMapPropagator {
+  readonly #traceContext: W3CTraceContextPropagator;
+  readonly #baggage: W3CBaggagePropagator;
+
+  constructor(errorSink?: InternalErrorSink) {
+    this.#traceContext = new W3CTraceContextPropagator(errorSink);
+    this.#baggage = new W3CBaggagePropagator(errorSink);
+  }
+
+  inject(ctx: Context, carrier: unknown, setter: TextMapSetter): void {
+    this.#traceContext.inject(ctx, carrier, setter);
+    this.#baggage.inject(ctx, carrier, setter);
+  }
+
+  extract(ctx: Context, carrier: unknown, getter: TextMapGetter): Context {
+    return this.#baggage.extract(this.#traceContext.extract(ctx, carrier, getter), carrier, getter);
+  }
+
+  fields(): string[] {
+    return [TRACEPARENT, TRACESTATE, BAGGAGE];
+  }
+}
+
 /** W3C Trace Context and W3C Baggage together; failures go to `errorSink` (else to the OpenTelemetry diag logger). */
 export function createPropagator(errorSink?: InternalErrorSink): TextMapPropagator {
-  return new CompositePropagator({
-    propagators: [new W3CTraceContextPropagator(errorSink), new W3CBaggagePropagator(errorSink)],
-  });
+  return new W3CPropagator(errorSink);
 }
 
 // --- correlation id ------------------------------------------------------------------------
