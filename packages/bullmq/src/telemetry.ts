@@ -28,6 +28,7 @@ import {
   type RequestState,
   type Sextant,
   type SextantCounter,
+  type SextantCounterChild,
   type SextantHistogram,
   sanitizeRequestId,
 } from '@sextant/core';
@@ -99,6 +100,8 @@ interface Runtime {
   readonly outcomes: SextantCounter<string>;
   /** Success series by queue then operation: the hot path finds its series with two map reads. */
   readonly successSeries: Map<string, Map<string, HistogramSeries>>;
+  /** Outcome counter series by queue then outcome. */
+  readonly outcomeSeries: Map<string, Map<JobOutcome, SextantCounterChild>>;
 }
 
 function errorTypeOf(exception: unknown): string {
@@ -133,6 +136,20 @@ function observeDuration(
     byOperation.set(operation, series);
   }
   series.observe(seconds);
+}
+
+function countOutcome(runtime: Runtime, queue: string, outcome: JobOutcome): void {
+  let byOutcome = runtime.outcomeSeries.get(queue);
+  if (byOutcome === undefined) {
+    byOutcome = new Map();
+    runtime.outcomeSeries.set(queue, byOutcome);
+  }
+  let series = byOutcome.get(outcome);
+  if (series === undefined) {
+    series = runtime.outcomes.child(MESSAGING_SYSTEM, queue, outcome);
+    byOutcome.set(outcome, series);
+  }
+  series.inc();
 }
 
 /** A span BullMQ does not get to record: it passes the context through untouched. */
@@ -553,11 +570,7 @@ export class AttemptSpan implements BullMQSpan<Context>, OtelSpan {
       this.#errorType,
       (finished - this.#startTime) / 1000,
     );
-    runtime.outcomes.inc({
-      messaging_system: MESSAGING_SYSTEM,
-      messaging_destination_name: queue,
-      outcome,
-    });
+    countOutcome(runtime, queue, outcome);
   }
 }
 
@@ -731,6 +744,7 @@ export function createBullMQTelemetry(
     publishDuration: sextant.metrics.histogram(METRICS.messagingClientOperationDuration),
     outcomes: sextant.metrics.counter(METRICS.messagingJobOutcomes),
     successSeries: new Map(),
+    outcomeSeries: new Map(),
   };
   return { tracer: new SextantTracer(runtime), contextManager: new SextantContextManager(runtime) };
 }

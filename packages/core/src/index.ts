@@ -87,6 +87,7 @@ export type {
   SextantCounter,
   SextantGauge,
   SextantHistogram,
+  SextantCounterChild,
   SextantHistogramChild,
 } from './metrics.ts';
 

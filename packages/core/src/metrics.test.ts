@@ -503,6 +503,40 @@ describe('histogram observations', () => {
     expect(samples.get(sample('work_duration_seconds_count', 'kind="fast"'))).toBe(1);
     expect(bucket('1')).toBe(1);
   });
+
+  it('counts on a counter child as prom-client does, through a reset, a removed series and bad input', async () => {
+    const { metrics, scrape } = setup();
+    const counter = metrics.counter({ name: 'work_total', help: 'Work.', labelNames: ['kind', 'outcome'] });
+    const child = counter.child('fast', 'ok');
+    child.inc();
+    child.inc(2.5);
+    counter.inc({ kind: 'fast', outcome: 'ok' });
+    let samples = await scrape();
+    expect(samples.get(sample('work_total', 'kind="fast",outcome="ok"'))).toBe(4.5);
+
+    metrics.registry.resetMetrics();
+    child.inc();
+    samples = await scrape();
+    expect(samples.get(sample('work_total', 'kind="fast",outcome="ok"'))).toBe(1);
+
+    const prom = metrics.registry.getSingleMetric('work_total') as unknown as {
+      remove(labels: Record<string, string>): void;
+    };
+    prom.remove({ kind: 'fast', outcome: 'ok' });
+    child.inc(3);
+    samples = await scrape();
+    expect(samples.get(sample('work_total', 'kind="fast",outcome="ok"'))).toBe(3);
+
+    expect(() => child.inc(-1)).not.toThrow();
+    expect(() => child.inc(Number.NaN)).not.toThrow();
+    expect(() => counter.child('fast').inc()).not.toThrow();
+    samples = await scrape();
+    expect(samples.get(sample('work_total', 'kind="fast",outcome="ok"'))).toBe(3);
+    expect(samples.get('sextant_metric_errors_total{metric="work_total",reason="negative_increment"}')).toBe(
+      1,
+    );
+    expect(samples.get('sextant_metric_errors_total{metric="work_total",reason="invalid_value"}')).toBe(1);
+  });
 });
 
 describe('HTTP server metrics', () => {

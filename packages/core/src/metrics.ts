@@ -59,8 +59,15 @@ export interface GaugeDefinition<L extends string> extends CounterDefinition<L> 
 }
 
 /** Never throws: invalid input is counted in `sextant_metric_errors_total` and ignored. */
+export interface SextantCounterChild {
+  inc(value?: number): void;
+}
+
+/** Never throws: invalid input is counted in `sextant_metric_errors_total` and ignored. */
 export interface SextantCounter<L extends string> {
   inc(labels?: LabelValues<L>, value?: number): void;
+  /** Hot path: the series for label values given in `labelNames` order; keep it and increment it. */
+  child(...values: string[]): SextantCounterChild;
 }
 
 export interface SextantHistogramChild {
@@ -323,6 +330,63 @@ function isCount(value: unknown): value is number {
   return typeof value === 'number' && Number.isFinite(value) && value >= 0;
 }
 
+/** prom-client's per-series record inside a counter (`hashMap[key]`), which its render reads. */
+interface PromCounterCell {
+  labels: Record<string, string | number>;
+  value: number;
+}
+
+interface PromCounterInternals {
+  hashMap?: Record<string, PromCounterCell>;
+}
+
+/**
+ * One label set of a counter, kept up to date as `HistogramSeries` keeps a histogram's: the first
+ * increment goes through prom-client, later ones add to the record it keeps for the series, while
+ * it still holds that record under the same key (a reset or `remove` is noticed).
+ */
+class CounterSeries {
+  readonly #parent: PromCounterInternals;
+  readonly #child: { inc(value: number): void };
+  readonly #labels: Record<string, string | number>;
+  #map: Record<string, PromCounterCell> | undefined;
+  #key = '';
+  #cell: PromCounterCell | undefined;
+
+  constructor(parent: Counter<string>, labels: Record<string, string | number>) {
+    this.#parent = parent as unknown as PromCounterInternals;
+    this.#child = parent.labels(labels);
+    this.#labels = labels;
+  }
+
+  /** `amount` is a finite, non-negative number: the instrument checked it. */
+  inc(amount: number): void {
+    const cell = this.#cell;
+    const map = this.#map;
+    if (cell !== undefined && map === this.#parent.hashMap && map![this.#key] === cell) {
+      cell.value += amount;
+      return;
+    }
+    this.#child.inc(amount);
+    this.#findCell();
+  }
+
+  #findCell(): void {
+    this.#cell = undefined;
+    const map = this.#parent.hashMap;
+    if (typeof map !== 'object' || map === null) return;
+    for (const key in map) {
+      const cell = map[key]!;
+      if (sameLabels(cell.labels, this.#labels) && typeof cell.value === 'number') {
+        this.#map = map;
+        this.#key = key;
+        this.#cell = cell;
+        return;
+      }
+    }
+  }
+}
+
 /** prom-client's per-series record inside a histogram (`hashMap[key]`), which its render reads. */
 interface PromHistogramCell {
   labels: Record<string, string | number>;
@@ -424,7 +488,8 @@ function sameLabels(
   return true;
 }
 
-const NOOP_COUNTER: SextantCounter<never> = Object.freeze({ inc() {} });
+const NOOP_COUNTER_CHILD: SextantCounterChild = Object.freeze({ inc() {} });
+const NOOP_COUNTER: SextantCounter<never> = Object.freeze({ inc() {}, child: () => NOOP_COUNTER_CHILD });
 const NOOP_HISTOGRAM_CHILD: SextantHistogramChild = Object.freeze({ observe() {} });
 const NOOP_HISTOGRAM: SextantHistogram<never> = Object.freeze({
   observe() {},
@@ -613,23 +678,36 @@ export function createMetrics(
     const name = definition.name;
     const prom = new Counter({ name, help: definition.help, labelNames: definition.labelNames, registers });
     const resolver = new LabelResolver(
-      seriesTable(definition, (labels) => prom.labels(labels)),
+      seriesTable(definition, (labels) => new CounterSeries(prom, labels)),
       health,
     );
+    /** The amount to add, or undefined (counted as an error) when `value` is not one. */
+    const amountOf = (value: number | undefined): number | undefined => {
+      const amount = value ?? 1;
+      if (!Number.isFinite(amount)) {
+        health.error(name, METRIC_ERROR_REASONS.INVALID_VALUE, `inc by ${describeValue(value)}`);
+        return undefined;
+      }
+      if (amount < 0) {
+        health.error(name, METRIC_ERROR_REASONS.NEGATIVE_INCREMENT, `inc by ${amount}: counters only go up`);
+        return undefined;
+      }
+      return amount;
+    };
     const instrument: SextantCounter<string> = {
       inc(labels, value) {
-        const amount = value ?? 1;
-        if (!Number.isFinite(amount)) {
-          health.error(name, METRIC_ERROR_REASONS.INVALID_VALUE, `inc by ${describeValue(value)}`);
-        } else if (amount < 0) {
-          health.error(
-            name,
-            METRIC_ERROR_REASONS.NEGATIVE_INCREMENT,
-            `inc by ${amount}: counters only go up`,
-          );
-        } else {
-          resolver.fromObject(labels)?.inc(amount);
-        }
+        const amount = amountOf(value);
+        if (amount !== undefined) resolver.fromObject(labels)?.inc(amount);
+      },
+      child(...values) {
+        const found = resolver.fromValues(values);
+        return {
+          inc(value) {
+            const amount = amountOf(value);
+            // Refused or invalid label values: each increment is counted the same way, not silently lost.
+            if (amount !== undefined) (found ?? resolver.fromValues(values))?.inc(amount);
+          },
+        };
       },
     };
     declarations.set(name, { type: 'counter', definition, instrument, collectors: undefined });

@@ -387,8 +387,9 @@ function attributeKey(key: string): AttributeKey | undefined {
  */
 function writeSpanAttributes(writer: ProtobufWriter, attributes: Attributes): void {
   const fieldTag = tag(9, WIRE_LENGTH_DELIMITED);
-  for (const name in attributes) {
-    if (!Object.hasOwn(attributes, name)) continue;
+  const names = Object.keys(attributes);
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i]!;
     const value = attributes[name];
     const key = attributeKey(name);
     if (key === undefined) {

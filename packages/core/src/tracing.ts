@@ -223,6 +223,8 @@ function addStartAttributes(span: Span, attributes: Attributes, valueLengthLimit
     return;
   }
   const map = target as Attributes;
+  // Keys from Object.keys are distinct: into an empty map (no sampler added any), each one is new.
+  const empty = internals._attributesCount === 0;
   let added = 0;
   for (let i = 0; i < keys.length; i++) {
     const key = keys[i]!;
@@ -233,7 +235,7 @@ function addStartAttributes(span: Span, attributes: Attributes, valueLengthLimit
       if (value !== undefined) span.setAttribute(key, value);
       continue;
     }
-    if (!Object.hasOwn(map, key)) added++;
+    if (empty || !Object.hasOwn(map, key)) added++;
     map[key] =
       type === 'string' && (value as string).length > valueLengthLimit
         ? (value as string).slice(0, valueLengthLimit)
