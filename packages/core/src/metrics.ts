@@ -349,9 +349,7 @@ class CounterSeries {
   readonly #parent: PromCounterInternals;
   readonly #child: { inc(value: number): void };
   readonly #labels: Record<string, string | number>;
-  #map: Record<string, PromCounterCell> | undefined;
-  #key = '';
-  #cell: PromCounterCell | undefined;
+  readonly #record = new PromRecord<PromCounterCell>();
 
   constructor(parent: Counter<string>, labels: Record<string, string | number>) {
     this.#parent = parent as unknown as PromCounterInternals;
@@ -361,23 +359,41 @@ class CounterSeries {
 
   /** `amount` is a finite, non-negative number: the instrument checked it. */
   inc(amount: number): void {
-    const cell = this.#cell;
-    const map = this.#map;
-    if (cell !== undefined && map === this.#parent.hashMap && map![this.#key] === cell) {
+    const cell = this.#record.current(this.#parent.hashMap);
+    if (cell !== undefined) {
       cell.value += amount;
       return;
     }
     this.#child.inc(amount);
-    this.#findCell();
+    this.#record.find(this.#parent.hashMap, this.#labels, (found) => typeof found.value === 'number');
+  }
+}
+
+/**
+ * Where prom-client keeps one series' record (`hashMap[key]`), found once after prom-client made
+ * it, and handed out only while prom-client still holds it there: a reset replaces the map, and
+ * `remove` drops the key.
+ */
+class PromRecord<C extends { labels?: Record<string, string | number> }> {
+  #map: Record<string, C> | undefined;
+  #key = '';
+  #cell: C | undefined;
+
+  current(map: Record<string, C> | undefined): C | undefined {
+    const cell = this.#cell;
+    return cell !== undefined && map === this.#map && map![this.#key] === cell ? cell : undefined;
   }
 
-  #findCell(): void {
+  find(
+    map: Record<string, C> | undefined,
+    labels: Record<string, string | number>,
+    accepts: (cell: C) => boolean,
+  ): void {
     this.#cell = undefined;
-    const map = this.#parent.hashMap;
     if (typeof map !== 'object' || map === null) return;
     for (const key in map) {
       const cell = map[key]!;
-      if (sameLabels(cell.labels, this.#labels) && typeof cell.value === 'number') {
+      if (sameLabels(cell.labels, labels) && accepts(cell)) {
         this.#map = map;
         this.#key = key;
         this.#cell = cell;
@@ -417,9 +433,7 @@ class HistogramSeries implements SextantHistogramChild {
   readonly #bounds: readonly number[];
   /** Each bound as the property name prom-client files its bucket under. */
   readonly #bucketKeys: readonly string[];
-  #map: Record<string, PromHistogramCell> | undefined;
-  #key = '';
-  #cell: PromHistogramCell | undefined;
+  readonly #record = new PromRecord<PromHistogramCell>();
 
   constructor(
     parent: Histogram<string>,
@@ -446,9 +460,8 @@ class HistogramSeries implements SextantHistogramChild {
       );
       return;
     }
-    const cell = this.#cell;
-    const map = this.#map;
-    if (cell !== undefined && map === this.#parent.hashMap && map![this.#key] === cell) {
+    const cell = this.#record.current(this.#parent.hashMap);
+    if (cell !== undefined) {
       const bounds = this.#bounds;
       let bucket = 0;
       while (bucket < bounds.length && value > bounds[bucket]!) bucket++;
@@ -458,21 +471,13 @@ class HistogramSeries implements SextantHistogramChild {
       return;
     }
     this.#child.observe(value);
-    this.#findCell();
-  }
-
-  #findCell(): void {
-    this.#cell = undefined;
-    const map = this.#parent.hashMap;
-    if (this.#bounds.length === 0 || typeof map !== 'object' || map === null) return;
-    for (const key in map) {
-      const cell = map[key]!;
-      if (sameLabels(cell.labels, this.#labels) && typeof cell.bucketValues === 'object') {
-        this.#map = map;
-        this.#key = key;
-        this.#cell = cell;
-        return;
-      }
+    // Without bucket bounds to read (exemplars on), every observation stays with prom-client.
+    if (this.#bounds.length > 0) {
+      this.#record.find(
+        this.#parent.hashMap,
+        this.#labels,
+        (found) => typeof found.bucketValues === 'object',
+      );
     }
   }
 }
