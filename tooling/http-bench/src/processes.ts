@@ -41,7 +41,7 @@ export const SERVER_ENV = {
 };
 
 export const SERVER_SCRIPT = fileURLToPath(new URL('./server.ts', import.meta.url));
-const SINK_SCRIPT = fileURLToPath(new URL('./sink.ts', import.meta.url));
+const SINK_SCRIPT = fileURLToPath(new URL('../../bench/otlp-sink.ts', import.meta.url));
 
 export interface Server {
   variant: VariantName;

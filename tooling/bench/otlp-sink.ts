@@ -1,8 +1,9 @@
 /**
- * The loopback OTLP sink of the measured runs, in its own process: it answers 200 to every POST
- * without decoding (so the load generator's core is not taxed by what a variant exports) and counts
- * requests and bytes per first path segment, which is the variant's name. `GET /stats` returns the
- * counts. Decoding, to prove spans arrive, is the separate check done before the race.
+ * The loopback OTLP sink of the HTTP and Prisma benches, in its own process: it answers 200 to
+ * every POST without decoding (so the measured process's core is not taxed by what it exports) and
+ * counts requests and bytes per first path segment, which names the variant or candidate.
+ * `GET /stats` returns the counts. It sends its port over IPC and exits when the parent
+ * disconnects. Decoding, to prove spans arrive, is a separate check of each bench.
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
