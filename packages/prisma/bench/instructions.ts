@@ -2,25 +2,26 @@
  * Instructions per Prisma query, counted by valgrind's callgrind: a measure the machine's load does
  * not move, for the cost @sextant/prisma adds to a query when the timed bench (prisma.bench.ts)
  * cannot resolve it. Each candidate runs alone in its own process under callgrind (candidate.ts;
- * the PostgreSQL server and the OTLP sink are outside it, not counted). It warms up; then, window
- * after window, it collects its garbage, the counters are zeroed, a fixed number of `findUnique`
- * queries run one after the other (the sampled candidate's spans flushed to the sink inside the
+ * the PostgreSQL server and the OTLP sink are outside it, not counted). It warms up uninstrumented;
+ * then, window after window, the counters are zeroed, a fixed number of `findUnique` queries run
+ * one after the other (the sampled candidate's spans flushed to the sink inside the
  * window) and the counters are dumped. Reported: the instructions of all windows over their queries.
  *
  * Node runs with V8's --single-threaded: the optimising compiler and the garbage collector work on
  * the main thread, at points fixed by what the program does, instead of on background threads that
  * callgrind runs one at a time and whenever it gets to them, which moved a window's count by ±30%.
  * Prisma keeps optimising (and deoptimising) for tens of thousands of queries, so a window still
- * holds some compilation, the same for every candidate. The full collection before each window
- * keeps V8's major garbage collections (about 200 M instructions each, on this heap) out of the
- * windows: the count is the queries' own work, minor collections included; the timed bench
- * measures everything. Instructions are not time: cache misses and the kernel's work (sockets)
- * are not in them.
+ * holds some compilation, the same for every candidate: the report also gives each window without
+ * the self cost of V8's garbage collector and compilers. No full collection is forced before a
+ * window (BENCH_COLLECT=1 does): after one, V8 throws away optimized code, and what runs once per
+ * query (a span's path) then runs unoptimized through the window, which doubled the sampled
+ * candidate's count. Instructions are not time: cache misses and the kernel's work (sockets) are
+ * not in them.
  *
  *   pnpm --filter @sextant/prisma instructions [postgresql|sqlite]... [bare|empty|sampled|unsampled]...
  *
  * With no arguments, every candidate on both databases, two processes at a time (BENCH_JOBS).
- * BENCH_WARMUP_QUERIES (default 2000), BENCH_WINDOWS (default 4) and BENCH_QUERIES (queries per
+ * BENCH_WARMUP_QUERIES (default 10000), BENCH_WINDOWS (default 4) and BENCH_QUERIES (queries per
  * window, default 400) set the counts; BENCH_KEEP_DUMPS=1 keeps callgrind's files, and
  * BENCH_PERF_MAP=1 has Node write /tmp/perf-<pid>.map, which names the JIT-compiled functions in
  * them (`callgrind_annotate` shows their addresses). Needs valgrind.
@@ -45,7 +46,7 @@ import {
   startCandidate,
 } from './protocol.ts';
 
-const WARMUP = Number(process.env.BENCH_WARMUP_QUERIES ?? 2000);
+const WARMUP = Number(process.env.BENCH_WARMUP_QUERIES ?? 10000);
 const WINDOWS = Number(process.env.BENCH_WINDOWS ?? 4);
 const QUERIES = Number(process.env.BENCH_QUERIES ?? 400);
 const JOBS = Number(process.env.BENCH_JOBS ?? 2);
@@ -118,6 +119,9 @@ async function count(
     '--quiet',
     '--tool=callgrind',
     '--compress-strings=no',
+    // The warm-up runs uninstrumented, several times faster, so that it can be long enough for
+    // V8 to optimize the span and export path (thousands of queries).
+    '--instr-atstart=no',
     `--callgrind-out-file=${join(dumpDir, 'cg.%p')}`,
   ];
   const nodeFlags = [
@@ -135,8 +139,9 @@ async function count(
   const windows: WindowCount[] = [];
   try {
     await candidateProcess.run(WARMUP);
+    execFileSync('callgrind_control', ['--instr=on', String(pid)], { stdio: 'ignore' });
     for (let window = 1; window <= WINDOWS; window++) {
-      await candidateProcess.collectGarbage();
+      if (process.env.BENCH_COLLECT === '1') await candidateProcess.collectGarbage();
       execFileSync('callgrind_control', ['--zero', String(pid)], { stdio: 'ignore' });
       await candidateProcess.run(QUERIES);
       execFileSync('callgrind_control', ['--dump', String(pid)], { stdio: 'ignore' });
@@ -204,8 +209,9 @@ try {
   );
   console.log(
     `\nInstructions per findUnique (callgrind, node --single-threaded): each candidate in its own process, ` +
-      `${WARMUP} queries of warm-up, then ${WINDOWS} windows of ${QUERIES} queries, each after a full garbage ` +
-      'collection. "Queries" leaves out the self cost of V8\'s garbage collector and compilers (by function name).',
+      `${WARMUP} queries of warm-up, then ${WINDOWS} windows of ${QUERIES} queries` +
+      (process.env.BENCH_COLLECT === '1' ? ', each after a full garbage collection' : '') +
+      '. "Queries" leaves out the self cost of V8\'s garbage collector and compilers (by function name).',
   );
   for (const database of pick(DATABASES)) {
     console.log(`\n${DATABASE_LABELS[database]}`);

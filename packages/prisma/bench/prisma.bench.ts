@@ -55,16 +55,16 @@ const YIELD_EVERY = 100;
  */
 const INSTRUCTIONS_NOTE = [
   "Instructions per query, which the machine's load does not move (callgrind: `pnpm --filter @sextant/prisma",
-  'instructions`, two runs on 2026-11-26; each candidate alone under `node --single-threaded`, 2000 queries of',
-  'warm-up, then 4 windows of 400 queries, each after a full garbage collection). Leaving out the self cost of',
-  "V8's garbage collector and compilers, which lands in one window or the next and moves the totals by up to",
-  '±50 k per query between runs, a query costs 559 to 561 k instructions on PostgreSQL and 697 to 700 k on',
-  'SQLite with the bare client. Added to that: the empty extension +24 to +30 k; @sextant/prisma under an',
-  "unsampled parent +16 to +37 k, the same as the empty extension within the runs' spread (±10 k); sampled,",
-  'its span, duration metric and OTLP export included, +143 to +169 k. Instructions leave memory out: with',
-  "`--trace-gc-nvp` over 4000 queries, each query promoted about 1.9 KB to V8's old generation with the bare",
-  'client and 2.6 to 3.9 KB with any query extension, the empty one included, which the timed rows pay for in',
-  'garbage collection.',
+  'instructions`, runs on 2026-11-26; each candidate alone under `node --single-threaded`, 10000 queries of',
+  "warm-up uninstrumented, then 4 windows of 400 queries). Leaving out the self cost of V8's garbage collector and",
+  'compilers, a PostgreSQL `findUnique` costs 421 k instructions with the bare client (windows 397 to 464 k);',
+  '@sextant/prisma adds +31 k under an unsampled parent (the empty extension alone added +24 to +30 k in',
+  'earlier runs) and +85 k sampled, its span, duration metric and OTLP export included (the fewest windows:',
+  '+26 k and +70 k). An earlier version of the count forced a full garbage collection before each window: V8 then',
+  "throws away optimized code, and the span's path, run once per query, ran partly unoptimized through the window,",
+  'which nearly doubled the sampled figure (+143 to +169 k). Instructions leave memory out: with `--trace-gc-nvp` over',
+  "4000 queries, each query promoted about 1.9 KB to V8's old generation with the bare client and 2.6 to 3.9 KB",
+  'with any query extension, the empty one included, which the timed rows pay for in garbage collection.',
 ].join('\n');
 
 async function startSink(): Promise<{ url: string; stop(): void }> {
