@@ -1,4 +1,5 @@
-import { execFileSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, fork } from 'node:child_process';
+import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
@@ -118,4 +119,16 @@ export function pinToCore(pids: readonly number[], core: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * The loopback OTLP sink (otlp-sink.ts) in a process of its own, so that what it does is not billed
+ * to the code under test. It exits when this process disconnects from it (or exits).
+ */
+export async function startOtlpSink(): Promise<{ url: string; child: ChildProcess }> {
+  const child = fork(fileURLToPath(new URL('./otlp-sink.ts', import.meta.url)), [], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const [{ port }] = (await once(child, 'message')) as [{ port: number }];
+  return { url: `http://127.0.0.1:${port}`, child };
 }

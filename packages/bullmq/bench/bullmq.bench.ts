@@ -10,7 +10,7 @@
  * postgres://postgres@127.0.0.1:5432/test), as a worker that writes its result would. Writes the
  * bullmq section of docs/benchmarks.md.
  */
-import { machineLine, median, writeSection } from '../../../tooling/bench/harness.ts';
+import { machineLine, median, startOtlpSink, writeSection } from '../../../tooling/bench/harness.ts';
 import {
   type CandidateName,
   CONCURRENCY,
@@ -18,7 +18,7 @@ import {
   type ProcessorName,
   type RoundResult,
 } from './candidates.ts';
-import { startCandidate, startSink } from './processes.ts';
+import { startCandidate } from './processes.ts';
 
 const JOBS = Number(process.env.BENCH_JOBS ?? 2000);
 const PROCESSES = Number(process.env.BENCH_PROCESSES ?? 5);
@@ -78,7 +78,7 @@ async function sampleProcess(
   }
 }
 
-const sink = await startSink();
+const sink = await startOtlpSink();
 const sections: string[] = [
   '## @sextant/bullmq',
   '',
@@ -122,7 +122,7 @@ try {
     );
   }
 } finally {
-  sink.server.close();
+  sink.child.disconnect();
 }
 sections.push(
   `Goal: at most ${Math.round((1 - GOAL_RATIO) * 100)}% fewer jobs/s. ${verdicts.join(' ')}`,

@@ -21,8 +21,9 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startOtlpSink } from '../../../tooling/bench/harness.ts';
 import { CANDIDATE_NAMES, type CandidateName } from './candidates.ts';
-import { startCandidate, startSink } from './processes.ts';
+import { startCandidate } from './processes.ts';
 
 const JOBS = Number(process.env.BENCH_JOBS ?? 500);
 const WARMUP_ROUNDS = Number(process.env.BENCH_WARMUP_ROUNDS ?? 20);
@@ -102,12 +103,12 @@ for (const name of requested) {
     throw new Error(`bullmq instructions: unknown candidate "${name}"; one of ${CANDIDATE_NAMES.join(', ')}`);
   }
 }
-const sink = await startSink();
+const sink = await startOtlpSink();
 try {
   for (const candidate of (requested.length > 0 ? requested : CANDIDATE_NAMES) as CandidateName[]) {
     const perJob = await instructionsPerJob(candidate, sink.url);
     console.log(`${candidate}: ${Math.round(perJob)} instructions per job`);
   }
 } finally {
-  sink.server.close();
+  sink.child.disconnect();
 }

@@ -1,8 +1,7 @@
-/** The parent's side of the BullMQ benches: the OTLP sink, the candidate processes, and cleanup of their keys. */
+/** The parent's side of the BullMQ benches: the candidate processes, and cleanup of their keys. */
 import { type ChildProcess, fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { createServer, type Server } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import type { CandidateName, ProcessorName, RoundResult } from './candidates.ts';
@@ -10,18 +9,6 @@ import type { ChildMessage } from './child.ts';
 
 const CHILD_SCRIPT = fileURLToPath(new URL('./child.ts', import.meta.url));
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-
-/** An OTLP/HTTP endpoint that accepts and drops every export, in this (otherwise idle) process. */
-export async function startSink(): Promise<{ url: string; server: Server }> {
-  const server = createServer((request, response) => {
-    request.resume();
-    request.on('end', () => response.writeHead(200).end());
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  return { url: `http://127.0.0.1:${port}`, server };
-}
 
 export interface CandidateProcess {
   readonly child: ChildProcess;

@@ -27,7 +27,6 @@ import {
   METRICS,
   type RequestState,
   type Sextant,
-  type SextantCounter,
   type SextantCounterChild,
   type SextantHistogram,
   sanitizeRequestId,
@@ -95,13 +94,50 @@ interface Runtime {
   readonly sextant: Sextant;
   readonly report: ReportError;
   readonly options: ResolvedOptions;
-  readonly processDuration: SextantHistogram<string>;
-  readonly publishDuration: SextantHistogram<string>;
-  readonly outcomes: SextantCounter<string>;
-  /** Success series by queue then operation: the hot path finds its series with two map reads. */
-  readonly successSeries: Map<string, Map<string, HistogramSeries>>;
-  /** Outcome counter series by queue then outcome. */
-  readonly outcomeSeries: Map<string, Map<JobOutcome, SextantCounterChild>>;
+  readonly processDuration: DurationMetric;
+  readonly publishDuration: DurationMetric;
+  /** The outcome counter's series by queue then outcome. */
+  readonly outcomes: SeriesByQueue<SextantCounterChild>;
+}
+
+/**
+ * Metric series by queue, then by one more label value, made on first use: the hot path finds its
+ * series with two map reads instead of resolving its label values each time.
+ */
+class SeriesByQueue<S> {
+  readonly #byQueue = new Map<string, Map<string, S>>();
+  readonly #make: (queue: string, value: string) => S;
+
+  constructor(make: (queue: string, value: string) => S) {
+    this.#make = make;
+  }
+
+  get(queue: string, value: string): S {
+    let byValue = this.#byQueue.get(queue);
+    if (byValue === undefined) {
+      byValue = new Map();
+      this.#byQueue.set(queue, byValue);
+    }
+    let series = byValue.get(value);
+    if (series === undefined) {
+      series = this.#make(queue, value);
+      byValue.set(value, series);
+    }
+    return series;
+  }
+}
+
+/** A duration histogram, with its success series (by queue, then operation) kept. */
+interface DurationMetric {
+  readonly histogram: SextantHistogram<string>;
+  readonly success: SeriesByQueue<HistogramSeries>;
+}
+
+function durationMetric(histogram: SextantHistogram<string>): DurationMetric {
+  return {
+    histogram,
+    success: new SeriesByQueue((queue, operation) => histogram.child(MESSAGING_SYSTEM, queue, operation, '')),
+  };
 }
 
 function errorTypeOf(exception: unknown): string {
@@ -114,42 +150,14 @@ function errorTypeOf(exception: unknown): string {
 }
 
 function observeDuration(
-  runtime: Runtime,
-  histogram: SextantHistogram<string>,
+  metric: DurationMetric,
   queue: string,
   operation: string,
   errorType: string | undefined,
   seconds: number,
 ): void {
-  if (errorType !== undefined) {
-    histogram.child(MESSAGING_SYSTEM, queue, operation, errorType).observe(seconds);
-    return;
-  }
-  let byOperation = runtime.successSeries.get(queue);
-  if (byOperation === undefined) {
-    byOperation = new Map();
-    runtime.successSeries.set(queue, byOperation);
-  }
-  let series = byOperation.get(operation);
-  if (series === undefined) {
-    series = histogram.child(MESSAGING_SYSTEM, queue, operation, '');
-    byOperation.set(operation, series);
-  }
-  series.observe(seconds);
-}
-
-function countOutcome(runtime: Runtime, queue: string, outcome: JobOutcome): void {
-  let byOutcome = runtime.outcomeSeries.get(queue);
-  if (byOutcome === undefined) {
-    byOutcome = new Map();
-    runtime.outcomeSeries.set(queue, byOutcome);
-  }
-  let series = byOutcome.get(outcome);
-  if (series === undefined) {
-    series = runtime.outcomes.child(MESSAGING_SYSTEM, queue, outcome);
-    byOutcome.set(outcome, series);
-  }
-  series.inc();
+  if (errorType === undefined) metric.success.get(queue, operation).observe(seconds);
+  else metric.histogram.child(MESSAGING_SYSTEM, queue, operation, errorType).observe(seconds);
 }
 
 /** A span BullMQ does not get to record: it passes the context through untouched. */
@@ -280,10 +288,8 @@ class ProducerSpan implements BullMQSpan<Context> {
     const endTime = now();
     span.end(endTime);
     if (PUBLISH_OPERATIONS.has(this.#operation)) {
-      const runtime = this.#runtime;
       observeDuration(
-        runtime,
-        runtime.publishDuration,
+        this.#runtime.publishDuration,
         this.#queue,
         this.#operation,
         this.#errorType,
@@ -563,14 +569,13 @@ export class AttemptSpan implements BullMQSpan<Context>, OtelSpan {
     this.#endInFlight();
     const queue = this.#queue;
     observeDuration(
-      runtime,
       runtime.processDuration,
       queue,
       PROCESS,
       this.#errorType,
       (finished - this.#startTime) / 1000,
     );
-    countOutcome(runtime, queue, outcome);
+    runtime.outcomes.get(queue, outcome).inc();
   }
 }
 
@@ -736,15 +741,14 @@ export function createBullMQTelemetry(
   sextant: Sextant,
   options: SextantBullMQOptions = {},
 ): SextantBullMQTelemetry {
+  const outcomes = sextant.metrics.counter(METRICS.messagingJobOutcomes);
   const runtime: Runtime = {
     sextant,
     report: (kind, error) => sextant.errors.report(kind, error),
     options: resolveOptions(options),
-    processDuration: sextant.metrics.histogram(METRICS.messagingProcessDuration),
-    publishDuration: sextant.metrics.histogram(METRICS.messagingClientOperationDuration),
-    outcomes: sextant.metrics.counter(METRICS.messagingJobOutcomes),
-    successSeries: new Map(),
-    outcomeSeries: new Map(),
+    processDuration: durationMetric(sextant.metrics.histogram(METRICS.messagingProcessDuration)),
+    publishDuration: durationMetric(sextant.metrics.histogram(METRICS.messagingClientOperationDuration)),
+    outcomes: new SeriesByQueue((queue, outcome) => outcomes.child(MESSAGING_SYSTEM, queue, outcome)),
   };
   return { tracer: new SextantTracer(runtime), contextManager: new SextantContextManager(runtime) };
 }

@@ -3,8 +3,6 @@
  * run. Reproduce with `pnpm bench` (or `pnpm --filter @sextant/core bench`); the table in
  * docs/benchmarks.md is regenerated.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import type { IncomingHttpHeaders } from 'node:http';
 import { context, ROOT_CONTEXT, SpanKind, trace } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
@@ -25,6 +23,7 @@ import {
   type GroupResult,
   machineLine,
   measureGroup,
+  startOtlpSink,
   writeSection,
 } from '../../../tooling/bench/harness.ts';
 import { createSextant, type Sextant } from '../src/index.ts';
@@ -32,23 +31,6 @@ import { encodeTraceExportRequest } from '../src/otlp-protobuf.ts';
 
 const BUDGET_REQUEST_MICROS = 15;
 const BUDGET_RENDER_MILLIS = 20;
-
-/** A loopback OTLP sink in its own process, so its CPU is not billed to the code under test. */
-async function startSink(): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(
-    process.execPath,
-    [
-      '-e',
-      `require('node:http').createServer((req, res) => { req.resume(); req.on('end', () => res.writeHead(200, {'content-type': 'application/x-protobuf'}).end()); })
-        .listen(0, '127.0.0.1', function () { process.stdout.write(String(this.address().port) + '\\n'); });`,
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  // A bench that crashes must not leave its sink listening.
-  process.once('exit', () => child.kill());
-  const [chunk] = (await once(child.stdout!, 'data')) as [Buffer];
-  return { url: `http://127.0.0.1:${chunk.toString().trim()}`, child };
-}
 
 const devNull = () => pino.destination({ dest: '/dev/null', sync: false });
 
@@ -104,7 +86,7 @@ async function serverSpanBatch(size: number): Promise<ReadableSpan[]> {
 }
 
 async function main(): Promise<void> {
-  const sink = await startSink();
+  const sink = await startOtlpSink();
   const results: GroupResult[] = [];
   const iterations = Number(process.env.BENCH_ITERATIONS ?? 20_000);
 

@@ -226,9 +226,7 @@ class ProtobufWriter {
   }
 }
 
-/** `KeyValue.key` (tag, length, bytes) per attribute key, encoded once. */
-const encodedKeys = new Map<string, Uint8Array>();
-
+/** `KeyValue.key` (tag, length, bytes). */
 function encodeKey(key: string): Uint8Array {
   const scratch = new ProtobufWriter(8 + 3 * key.length);
   scratch.byte(tag(1, WIRE_LENGTH_DELIMITED));
@@ -236,13 +234,9 @@ function encodeKey(key: string): Uint8Array {
   return Uint8Array.prototype.slice.call(scratch.finish());
 }
 
+/** A key of any attribute list (resource, scope, event, link), encoded once while the cache has room. */
 function writeKey(writer: ProtobufWriter, key: string): void {
-  let encoded = encodedKeys.get(key);
-  if (encoded === undefined) {
-    encoded = encodeKey(key);
-    if (encodedKeys.size < MAX_CACHED_KEYS) encodedKeys.set(key, encoded);
-  }
-  writer.raw(encoded);
+  writer.raw(attributeKey(key)?.key ?? encodeKey(key));
 }
 
 function writeAnyValue(writer: ProtobufWriter, value: unknown): void {
@@ -333,8 +327,8 @@ function writeAttributes(writer: ProtobufWriter, attributes: Attributes, field: 
 }
 
 /**
- * What is kept of one span attribute key: its encoded `KeyValue.key`, and the whole `KeyValue`
- * field for each of its recent values, while that pays.
+ * What is kept of one attribute key: its encoded `KeyValue.key`, and (for span attributes) the
+ * whole `KeyValue` field for each of its recent values, while that pays.
  */
 class AttributeKey {
   readonly key: Uint8Array;

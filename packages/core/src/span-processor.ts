@@ -70,8 +70,8 @@ export interface CountingBatchSpanProcessorOptions<Batch> extends BatchOptions {
    * Hand each batch to the exporter on the next turn of the event loop rather than inside the
    * call that ended the span filling it: an exporter serialises the whole batch synchronously (the
    * JSON one encodes every span then), which would otherwise land on one unlucky request (a p99
-   * stall). The batch still leaves the
-   * queue at once, so queue limits count the same. Default `false`.
+   * stall). The batch still leaves the queue at once, so queue limits count the same. Default
+   * `false`.
    */
   deferExport?: boolean;
 }

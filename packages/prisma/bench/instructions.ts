@@ -26,12 +26,11 @@
  * BENCH_PERF_MAP=1 has Node write /tmp/perf-<pid>.map, which names the JIT-compiled functions in
  * them (`callgrind_annotate` shows their addresses). Needs valgrind.
  */
-import { execFileSync, fork } from 'node:child_process';
-import { once } from 'node:events';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { startOtlpSink } from '../../../tooling/bench/harness.ts';
 import {
   type BenchDatabases,
   CANDIDATE_LABELS,
@@ -177,10 +176,7 @@ const perQuery = (windows: WindowCount[], part: (window: WindowCount) => number)
 /** What the queries themselves ran: everything but the garbage collector and the compilers. */
 const ownWork = (window: WindowCount) => window.total - window.gc - window.compiler;
 
-const sink = fork(fileURLToPath(new URL('../../../tooling/bench/otlp-sink.ts', import.meta.url)), [], {
-  stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-});
-const [{ port }] = (await once(sink, 'message')) as [{ port: number }];
+const sink = await startOtlpSink();
 const databases = await openBenchDatabases();
 // Interrupted: the PostgreSQL schema and the SQLite file go all the same.
 process.once('SIGINT', () => {
@@ -193,7 +189,7 @@ try {
   );
   const counts = await pooled(
     runs.map(({ database, candidate }) => async () => {
-      const windows = await count(databases, database, candidate, `http://127.0.0.1:${port}`);
+      const windows = await count(databases, database, candidate, sink.url);
       console.log(
         `[prisma instructions] ${database} ${candidate}, per query in each window: ` +
           windows
@@ -234,5 +230,5 @@ try {
   }
 } finally {
   await databases.close();
-  sink.disconnect();
+  sink.child.disconnect();
 }

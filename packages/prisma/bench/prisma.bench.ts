@@ -17,14 +17,12 @@
  * leaves docs/benchmarks.md alone. `pnpm --filter @sextant/prisma instructions` counts
  * instructions instead (instructions.ts).
  */
-import { fork } from 'node:child_process';
-import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
 import {
   formatMicros,
   machineLine,
   median,
   pinToCore,
+  startOtlpSink,
   writeSection,
 } from '../../../tooling/bench/harness.ts';
 import {
@@ -67,14 +65,6 @@ const INSTRUCTIONS_NOTE = [
   'with any query extension, the empty one included, which the timed rows pay for in garbage collection.',
 ].join('\n');
 
-async function startSink(): Promise<{ url: string; stop(): void }> {
-  const child = fork(fileURLToPath(new URL('../../../tooling/bench/otlp-sink.ts', import.meta.url)), [], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  const [{ port }] = (await once(child, 'message')) as [{ port: number }];
-  return { url: `http://127.0.0.1:${port}`, stop: () => child.disconnect() };
-}
-
 type Stats = Record<string, { posts: number; bytes: number }>;
 
 async function sinkStats(sinkUrl: string): Promise<Stats> {
@@ -83,7 +73,7 @@ async function sinkStats(sinkUrl: string): Promise<Stats> {
 
 /** This process and the sink (forked after this) stay off the measured core. */
 let pinned = pinToCore([process.pid], SERVER_CORE);
-const sink = await startSink();
+const sink = await startOtlpSink();
 const databases = await openBenchDatabases();
 // Interrupted: the PostgreSQL schema and the SQLite file go all the same.
 process.once('SIGINT', () => {
@@ -131,7 +121,7 @@ try {
   }
 } finally {
   await databases.close();
-  sink.stop();
+  sink.child.disconnect();
 }
 console.log(`[prisma bench] ${((Date.now() - started) / 1000).toFixed(0)} s`);
 

@@ -10,7 +10,7 @@
  * BENCH_PIPELINING; BENCH_FRAMEWORKS=express,fastify races only those frameworks (and does not
  * touch docs/benchmarks.md); BENCH_WRITE=0 skips regenerating docs/benchmarks.md.
  */
-import { machineLine, median, writeSection } from '@sextant/bench';
+import { machineLine, median, startOtlpSink, writeSection } from '@sextant/bench';
 import { startOtlpReceiver } from '@sextant/testing/otlp-receiver';
 import {
   LOAD_CORE,
@@ -21,7 +21,6 @@ import {
   pinSelf,
   type Sample,
   startServer,
-  startSink,
   stopServer,
 } from './processes.ts';
 import {
@@ -123,7 +122,7 @@ function selectFrameworks(value: string | undefined): readonly Framework[] {
 async function main(): Promise<void> {
   pinSelf(LOAD_CORE);
   const spansSeen = TRACING_SWITCHED_OFF ? new Map<VariantName, string>() : await checkExports();
-  const sink = await startSink();
+  const sink = await startOtlpSink();
   const samples = new Map<VariantName, Sample[]>(SELECTED_VARIANTS.map((variant) => [variant, []]));
   const maxRssKiB = new Map<VariantName, number>();
   const exportedBytes = new Map<VariantName, number>(SELECTED_VARIANTS.map((variant) => [variant, 0]));

@@ -13,7 +13,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { median } from '@sextant/bench';
+import { median, startOtlpSink } from '@sextant/bench';
 import {
   LOAD_CORE,
   type LoadOptions,
@@ -22,7 +22,6 @@ import {
   pinSelf,
   SERVER_SCRIPT,
   startServer,
-  startSink,
   stopServer,
 } from './processes.ts';
 import { parseVariant, type VariantName } from './variants.ts';
@@ -48,7 +47,7 @@ const revisions = { current: SERVER_SCRIPT, baseline: baselineScript };
 type Revision = keyof typeof revisions;
 
 pinSelf(LOAD_CORE);
-const sink = await startSink();
+const sink = await startOtlpSink();
 const cpu: Record<Revision, number[]> = { current: [], baseline: [] };
 try {
   for (let round = 0; round < ROUNDS; round++) {

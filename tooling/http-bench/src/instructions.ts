@@ -21,8 +21,9 @@ import { once } from 'node:events';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { startOtlpSink } from '@sextant/bench';
 import autocannon from 'autocannon';
-import { PATH, SERVER_ENV, SERVER_SCRIPT, startSink } from './processes.ts';
+import { PATH, SERVER_ENV, SERVER_SCRIPT } from './processes.ts';
 import { type BenchMessage, parseVariant, type ServerMessage, type VariantName } from './variants.ts';
 
 const WARMUP = Number(process.env.BENCH_WARMUP_REQUESTS ?? 3000);
@@ -97,7 +98,7 @@ const variants = process.argv.slice(2).map((arg) => {
   return arg as VariantName;
 });
 if (variants.length === 0) throw new Error('http-bench instructions: usage: instructions.ts <variant>...');
-const sink = await startSink();
+const sink = await startOtlpSink();
 try {
   for (const variant of variants) {
     const perRequest = await instructionsPerRequest(variant, `${sink.url}/${variant}`);

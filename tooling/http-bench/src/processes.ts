@@ -41,7 +41,6 @@ export const SERVER_ENV = {
 };
 
 export const SERVER_SCRIPT = fileURLToPath(new URL('./server.ts', import.meta.url));
-const SINK_SCRIPT = fileURLToPath(new URL('../../bench/otlp-sink.ts', import.meta.url));
 
 export interface Server {
   variant: VariantName;
@@ -109,15 +108,6 @@ export async function stopServer(server: Server): Promise<void> {
   const exited = once(server.child, 'exit');
   server.child.disconnect();
   await exited;
-}
-
-export async function startSink(): Promise<{ url: string; child: ChildProcess }> {
-  const child = fork(SINK_SCRIPT, [], {
-    execArgv: nodeArgs(),
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  const [{ port }] = (await once(child, 'message')) as [{ port: number }];
-  return { url: `http://127.0.0.1:${port}`, child };
 }
 
 export async function load(url: string, seconds: number, options: LoadOptions) {
