@@ -18,6 +18,7 @@ import {
   trace,
 } from '@opentelemetry/api';
 import {
+  contextWithSpan,
   createRequestContext,
   createRequestState,
   extractContext,
@@ -249,7 +250,7 @@ class ProducerSpan implements BullMQSpan<Context> {
     if (getRequestState(base) === undefined && ENQUEUE_OPERATIONS.has(this.#operation)) {
       return createRequestContext(base, span, createRequestState(generateRequestId()));
     }
-    return trace.setSpan(base, span);
+    return contextWithSpan(base, span);
   }
 
   setAttribute(key: string, value: AttributeValue): void {

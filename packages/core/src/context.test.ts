@@ -1,6 +1,12 @@
-import { createContextKey, ROOT_CONTEXT, trace } from '@opentelemetry/api';
+import { context, createContextKey, ROOT_CONTEXT, trace } from '@opentelemetry/api';
 import { describe, expect, it } from 'vitest';
-import { createRequestContext, createRequestState, getRequestState } from './context.ts';
+import {
+  contextWithSpan,
+  createRequestContext,
+  createRequestState,
+  ensureContextManager,
+  getRequestState,
+} from './context.ts';
 
 const span = trace.wrapSpanContext({
   traceId: '0af7651916cd43dd8448eb211c80319c',
@@ -41,5 +47,54 @@ describe('createRequestContext', () => {
     expect(trace.getSpan(withoutSpan)).toBeUndefined();
     expect(getRequestState(withoutSpan)).toBe(state);
     expect(trace.getSpan(ctx)).toBe(span);
+  });
+});
+
+describe('contextWithSpan', () => {
+  it('reads as the span set on the parent, and the parent’s own values', () => {
+    const parent = createRequestContext(
+      ROOT_CONTEXT.setValue(kOther, 'from the parent'),
+      undefined,
+      createRequestState('req-4'),
+    );
+    const ctx = contextWithSpan(parent, span);
+    expect(trace.getSpan(ctx)).toBe(span);
+    expect(trace.getSpanContext(ctx)).toEqual(span.spanContext());
+    expect(ctx.getValue(kOther)).toBe('from the parent');
+    expect(getRequestState(ctx)?.requestId).toBe('req-4');
+    expect(trace.getSpan(parent)).toBeUndefined();
+  });
+
+  it('hides the parent’s span', () => {
+    const parentSpan = trace.wrapSpanContext({ ...span.spanContext(), spanId: '00f067aa0ba902b7' });
+    const ctx = contextWithSpan(trace.setSpan(ROOT_CONTEXT, parentSpan), span);
+    expect(trace.getSpan(ctx)).toBe(span);
+  });
+
+  it('derives contexts that keep everything, and leaves itself unchanged', () => {
+    const ctx = contextWithSpan(ROOT_CONTEXT.setValue(kOther, 'from the parent'), span);
+    const child = trace.wrapSpanContext({ ...span.spanContext(), spanId: '00f067aa0ba902b7' });
+    const kAdded = createContextKey('test.added');
+    const derived = trace.setSpan(ctx.setValue(kAdded, 'added'), child);
+    expect(trace.getSpan(derived)).toBe(child);
+    expect(derived.getValue(kAdded)).toBe('added');
+    expect(derived.getValue(kOther)).toBe('from the parent');
+    expect(trace.getSpan(ctx.setValue(kAdded, 'again'))).toBe(span);
+    expect(trace.getSpan(ctx)).toBe(span);
+    expect(ctx.getValue(kAdded)).toBeUndefined();
+
+    const withoutSpan = trace.deleteSpan(ctx);
+    expect(trace.getSpan(withoutSpan)).toBeUndefined();
+    expect(withoutSpan.getValue(kOther)).toBe('from the parent');
+    expect(trace.getSpan(ctx)).toBe(span);
+  });
+
+  it('is the active context inside context.with, nested under another', () => {
+    ensureContextManager();
+    const outer = trace.wrapSpanContext({ ...span.spanContext(), spanId: '00f067aa0ba902b7' });
+    const seen = context.with(contextWithSpan(ROOT_CONTEXT, outer), () =>
+      context.with(contextWithSpan(context.active(), span), () => trace.getActiveSpan()),
+    );
+    expect(seen).toBe(span);
   });
 });

@@ -85,6 +85,48 @@ class RequestContext implements Context {
   }
 }
 
+/**
+ * `parent` with `span` active, in one object. `trace.setSpan` copies the parent's map of values
+ * for every span (OpenTelemetry contexts are immutable), and under a request's context the copy
+ * first builds that context's own map. Reads need no copy; the first context derived from this
+ * one builds the usual one, once.
+ */
+class SpanContext implements Context {
+  readonly #parent: Context;
+  readonly #span: Span;
+  #built: Context | undefined;
+
+  constructor(parent: Context, span: Span) {
+    this.#parent = parent;
+    this.#span = span;
+  }
+
+  getValue(key: symbol): unknown {
+    return key === SPAN_KEY ? this.#span : this.#parent.getValue(key);
+  }
+
+  setValue(key: symbol, value: unknown): Context {
+    return this.#build().setValue(key, value);
+  }
+
+  deleteValue(key: symbol): Context {
+    return this.#build().deleteValue(key);
+  }
+
+  #build(): Context {
+    this.#built ??= trace.setSpan(this.#parent, this.#span);
+    return this.#built;
+  }
+}
+
+/**
+ * `parent` with `span` active: what `trace.setSpan(parent, span)` returns, without copying the
+ * parent's values. For the context a span's work runs in (`context.with`), once per span.
+ */
+export function contextWithSpan(parent: Context, span: Span): Context {
+  return new SpanContext(parent, span);
+}
+
 /** `parent` with `span` (when given) active and `state` as the request state. */
 export function createRequestContext(parent: Context, span: Span | undefined, state: RequestState): Context {
   return new RequestContext(parent, span, state);

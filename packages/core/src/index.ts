@@ -33,6 +33,7 @@ export { createDeferredChildLoggerFactory } from './deferred-child-logger.ts';
 // Context and propagation
 export type { RequestState } from './context.ts';
 export {
+  contextWithSpan,
   createRequestContext,
   createRequestState,
   getRequestId,

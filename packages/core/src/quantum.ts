@@ -15,10 +15,9 @@ import {
   SpanKind,
   SpanStatusCode,
   type Tracer,
-  trace,
 } from '@opentelemetry/api';
 import type { Logger } from 'pino';
-import { createRequestState, getRequestState, setRequestState } from './context.ts';
+import { contextWithSpan, createRequestState, getRequestState, setRequestState } from './context.ts';
 import type { InternalErrorSink } from './internal-errors.ts';
 import { METRICS } from './metric-names.ts';
 import type { Metrics, SextantCounter, SextantGauge, SextantHistogram } from './metrics.ts';
@@ -262,7 +261,7 @@ class Job implements QuantumJob {
       { kind: SpanKind.CLIENT, attributes },
       parent,
     );
-    this.#context = trace.setSpan(parent, this.#span);
+    this.#context = contextWithSpan(parent, this.#span);
     shared.instruments.active.inc(this.#providerLabels);
   }
 

@@ -39,6 +39,7 @@ import {
   ATTR_SERVICE_VERSION,
 } from '@opentelemetry/semantic-conventions';
 import type { ResolvedConfig } from './config.ts';
+import { contextWithSpan } from './context.ts';
 import { PooledIdGenerator } from './ids.ts';
 import type { InternalErrorSink } from './internal-errors.ts';
 import { EncodedSpanQueue, type EncodedSpans } from './otlp-protobuf.ts';
@@ -198,7 +199,7 @@ class OwnProviderTracer implements Tracer {
     const options = rest.length > 1 ? (rest[0] as SpanOptions) : undefined;
     const parent = rest.length > 2 ? (rest[1] as Context) : context.active();
     const span = this.startSpan(name, options, parent);
-    return context.with(trace.setSpan(parent, span), fn as (span: Span) => ReturnType<F>, undefined, span);
+    return context.with(contextWithSpan(parent, span), fn as (span: Span) => ReturnType<F>, undefined, span);
   }
 }
 

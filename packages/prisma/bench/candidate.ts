@@ -1,15 +1,17 @@
 /**
- * One candidate of the Prisma benchmark, alone in its own process: `node candidate.ts '<json>'`
- * (a `CandidateSpec`), forked by prisma.bench.ts (timed, pinned to one core) or instructions.ts
- * (under callgrind). It opens its own Prisma client on the bench's database, says `ready`, then
- * answers each `run` message by running that many `findUnique` queries one after the other (and,
- * for the sampled candidate, flushing their spans to the sink), and reports the CPU time they took.
- * It exits when the parent disconnects.
+ * The Prisma benchmark's candidates in a process of their own: `node candidate.ts '<json>'` (a
+ * `CandidateSpec`), forked by prisma.bench.ts (timed, all four candidates in one process, pinned to
+ * one core) or instructions.ts (one candidate, under callgrind). It opens one Prisma client on the
+ * bench's database, extends it once per candidate that needs it (an application's extended client
+ * shares its base client's engine and pool the same way), says `ready`, then answers each `run`
+ * message by running that many `findUnique` queries of the named candidate one after the other
+ * (for the sampled candidate, flushing their spans to the sink) and reports the CPU time they
+ * took. It exits when the parent disconnects.
  *
- * Every candidate loads the same modules and creates the same Sextant instance (tracing to the
- * sink, metrics, logs), used or not, so that the processes differ only in the client they query.
+ * Every process creates the same Sextant instance (tracing to the sink, metrics, logs), used or
+ * not. A run fails (the process exits) unless exactly the sampled candidate's queries ended spans.
  */
-import { context } from '@opentelemetry/api';
+import { type Context, context, ROOT_CONTEXT } from '@opentelemetry/api';
 import { PrismaLibSql } from '@prisma/adapter-libsql';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { createSextant } from '@sextant/core';
@@ -22,9 +24,11 @@ import { unsampledParent } from '../test/readback.ts';
 import {
   BENCH_ROW_ID,
   type CandidateMessage,
+  type CandidateName,
   type CandidateSpec,
   type ParentMessage,
   POSTGRES_APPLICATION_NAME,
+  sinkPath,
 } from './protocol.ts';
 
 const spec = JSON.parse(process.argv[2] ?? '') as CandidateSpec;
@@ -65,7 +69,7 @@ async function openPool(url: string, core: string | undefined): Promise<{ pool: 
 
 const sextant = createSextant({
   serviceName: 'prisma-bench',
-  tracing: { endpoint: `${spec.sinkUrl}/${spec.database}-${spec.candidate}` },
+  tracing: { endpoint: `${spec.sinkUrl}/${sinkPath(spec)}` },
   metrics: { defaultMetrics: false },
   logs: { level: 'warn' },
   env: {},
@@ -85,40 +89,60 @@ if (spec.database === 'postgresql') {
 
 const args = { where: { id: BENCH_ROW_ID } };
 function ignore(): void {}
-let client: BenchClient = bare;
-if (spec.candidate === 'empty') {
-  // Prisma's own cost of any query extension, whatever it does: the floor for every extension.
-  client = bare.$extends({
-    query: { $allOperations: ({ args, query }: PassThroughParams) => query(args) },
-  }) as BenchClient;
-} else if (spec.candidate === 'sampled' || spec.candidate === 'unsampled') {
-  // Under callgrind a query can take longer than the default 500 ms: the slow-query log stays off there.
-  const options = spec.slowQueryLog === false ? { slowQueryMs: false as const } : undefined;
-  client = bare.$extends(sextantPrisma(sextant, options)) as BenchClient;
-}
-// Prisma queries are lazy thenables: `then` runs them.
-const once = () => client.job.findUnique(args).then(ignore);
-const settle = spec.candidate === 'sampled' ? () => sextant.tracing.forceFlush() : async () => {};
 
-// Unsampled: the queries run under a remote parent that was not sampled, entered once, as a
-// request's context would be; the others run in the root context.
-const queryContext = spec.candidate === 'unsampled' ? unsampledParent() : context.active();
-// `then` inside the context: a Prisma query runs when `then` is called, in the context of that call.
-const found = await context.with(queryContext, () => client.job.findUnique(args).then((row) => row));
-if ((found as { id?: string } | null)?.id !== BENCH_ROW_ID)
-  throw new Error(`prisma bench: ${spec.candidate} on ${spec.database} did not find row ${BENCH_ROW_ID}`);
+interface Candidate {
+  client: BenchClient;
+  /** One query; the promise settles when its span (if any) has ended. */
+  once(): PromiseLike<void>;
+  /** Entered once around a run, as a request's context would be. */
+  context: Context;
+  /** After a run: the sampled candidate's spans go to the sink, inside the measured window. */
+  settle(): Promise<void>;
+}
+
+function candidateOf(name: CandidateName): Candidate {
+  let client: BenchClient = bare;
+  if (name === 'empty') {
+    // Prisma's own cost of any query extension, whatever it does: the floor for every extension.
+    client = bare.$extends({
+      query: { $allOperations: ({ args, query }: PassThroughParams) => query(args) },
+    }) as BenchClient;
+  } else if (name === 'sampled' || name === 'unsampled') {
+    // Under callgrind a query can take longer than the default 500 ms: the slow-query log stays off there.
+    const options = spec.slowQueryLog === false ? { slowQueryMs: false as const } : undefined;
+    client = bare.$extends(sextantPrisma(sextant, options)) as BenchClient;
+  }
+  return {
+    client,
+    // Prisma queries are lazy thenables: `then` runs them.
+    once: () => client.job.findUnique(args).then(ignore),
+    // Unsampled: the queries run under a remote parent that was not sampled; the others in the
+    // root context.
+    context: name === 'unsampled' ? unsampledParent() : ROOT_CONTEXT,
+    settle: name === 'sampled' ? () => sextant.tracing.forceFlush() : async () => {},
+  };
+}
+
+const candidates = new Map(spec.candidates.map((name) => [name, candidateOf(name)]));
+for (const [name, candidate] of candidates) {
+  // `then` inside the context: a Prisma query runs when `then` is called, in the context of that call.
+  const found = await context.with(candidate.context, () =>
+    candidate.client.job.findUnique(args).then((row) => row),
+  );
+  if ((found as { id?: string } | null)?.id !== BENCH_ROW_ID)
+    throw new Error(`prisma bench: ${name} on ${spec.database} did not find row ${BENCH_ROW_ID}`);
+}
 
 const pause = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-async function runQueries(queries: number, yieldEvery: number): Promise<void> {
+async function runQueries(candidate: Candidate, queries: number, yieldEvery: number): Promise<void> {
   for (let i = 0; i < queries; i++) {
-    await once();
+    await candidate.once();
     // Background work the queries cause (span export on timers) only runs when the loop yields;
     // yielding inside the window counts it.
     if (i % yieldEvery === yieldEvery - 1) await pause();
   }
-  // The spans still queued are exported inside the window, counted.
-  await settle();
+  await candidate.settle();
 }
 
 function cpuMicros(): number {
@@ -126,13 +150,29 @@ function cpuMicros(): number {
   return usage.user + usage.system;
 }
 
-async function measure(queries: number, yieldEvery: number) {
+/** This thread's CPU time: the event loop's, without V8's compiler and garbage collector threads. */
+function threadCpuMicros(): number {
+  const usage = process.threadCpuUsage();
+  return usage.user + usage.system;
+}
+
+async function measure(name: CandidateName, queries: number, yieldEvery: number) {
+  const candidate = candidates.get(name);
+  if (candidate === undefined) throw new Error(`prisma bench: this process has no candidate ${name}`);
+  const spansBefore = sextant.tracing.stats().ended;
   const cpuBefore = cpuMicros();
+  const threadBefore = threadCpuMicros();
   const wallBefore = process.hrtime.bigint();
-  await context.with(queryContext, runQueries, undefined, queries, yieldEvery);
+  await context.with(candidate.context, runQueries, undefined, candidate, queries, yieldEvery);
+  const threadCpu = threadCpuMicros() - threadBefore;
   const cpu = cpuMicros() - cpuBefore;
   const wall = Number(process.hrtime.bigint() - wallBefore) / 1000;
-  return { cpuMicros: cpu, wallMicros: wall };
+  const spans = sextant.tracing.stats().ended - spansBefore;
+  if (spans !== (name === 'sampled' ? queries : 0))
+    throw new Error(
+      `prisma bench: ${queries} queries of ${name} on ${spec.database} ended ${spans} sampled spans`,
+    );
+  return { cpuMicros: cpu, threadCpuMicros: threadCpu, wallMicros: wall };
 }
 
 process.on('message', (message: ParentMessage) => {
@@ -142,7 +182,7 @@ process.on('message', (message: ParentMessage) => {
     send({ type: 'collected' });
     return;
   }
-  measure(message.queries, message.yieldEvery).then(
+  measure(message.candidate, message.queries, message.yieldEvery).then(
     (result) => send({ type: 'ran', queries: message.queries, ...result }),
     (error: unknown) => {
       console.error(error);

@@ -130,19 +130,19 @@ async function count(
   ];
   // Under callgrind a query can take longer than the default 500 ms: the slow-query log stays off.
   const candidateProcess = await startCandidate(
-    { ...specFor(databases, database, candidate, sinkUrl), slowQueryLog: false },
+    { ...specFor(databases, database, [candidate], sinkUrl), slowQueryLog: false },
     launcher,
     nodeFlags,
   );
   const pid = candidateProcess.child.pid!;
   const windows: WindowCount[] = [];
   try {
-    await candidateProcess.run(WARMUP);
+    await candidateProcess.run(candidate, WARMUP);
     execFileSync('callgrind_control', ['--instr=on', String(pid)], { stdio: 'ignore' });
     for (let window = 1; window <= WINDOWS; window++) {
       if (process.env.BENCH_COLLECT === '1') await candidateProcess.collectGarbage();
       execFileSync('callgrind_control', ['--zero', String(pid)], { stdio: 'ignore' });
-      await candidateProcess.run(QUERIES);
+      await candidateProcess.run(candidate, QUERIES);
       execFileSync('callgrind_control', ['--dump', String(pid)], { stdio: 'ignore' });
       windows.push(dumpedInstructions(dumpDir, pid, window));
     }

@@ -38,8 +38,9 @@ export const BENCH_CORE = '1';
 export const SERVER_CORE = '0';
 
 export type CandidateSpec = {
-  candidate: CandidateName;
-  /** OTLP base URL; the candidate posts to `<sinkUrl>/<database>-<candidate>/v1/traces`. */
+  /** The candidates this process runs, each with its own client. */
+  candidates: readonly CandidateName[];
+  /** OTLP base URL; the process posts to `<sinkUrl>/<sinkPath(spec)>/v1/traces`. */
   sinkUrl: string;
   /** Where the candidate pins its PostgreSQL backends; not pinned when undefined. */
   backendCore?: string;
@@ -47,12 +48,19 @@ export type CandidateSpec = {
   slowQueryLog?: boolean;
 } & ({ database: 'postgresql'; url: string; schema: string } | { database: 'sqlite'; url: string });
 
-export type ParentMessage = { type: 'run'; queries: number; yieldEvery: number } | { type: 'gc' };
+export type ParentMessage =
+  | { type: 'run'; candidate: CandidateName; queries: number; yieldEvery: number }
+  | { type: 'gc' };
 
 export type CandidateMessage =
   | { type: 'ready'; backendsPinned: boolean }
-  | { type: 'ran'; queries: number; cpuMicros: number; wallMicros: number }
+  | { type: 'ran'; queries: number; cpuMicros: number; threadCpuMicros: number; wallMicros: number }
   | { type: 'collected' };
+
+/** Where a candidate process sends its spans on the sink: its database and candidates. */
+export function sinkPath(spec: Pick<CandidateSpec, 'database' | 'candidates'>): string {
+  return `${spec.database}-${spec.candidates.join('+')}`;
+}
 
 const CANDIDATE_SCRIPT = fileURLToPath(new URL('./candidate.ts', import.meta.url));
 const running = new Set<ChildProcess>();
@@ -65,8 +73,12 @@ export function killCandidates(): void {
 export interface CandidateProcess {
   child: ChildProcess;
   backendsPinned: boolean;
-  /** Runs `queries` queries (and the sampled candidate's flush); the CPU time they took. */
-  run(queries: number, yieldEvery?: number): Promise<Extract<CandidateMessage, { type: 'ran' }>>;
+  /** Runs `queries` queries of `candidate` (and the sampled candidate's flush); the CPU time they took. */
+  run(
+    candidate: CandidateName,
+    queries: number,
+    yieldEvery?: number,
+  ): Promise<Extract<CandidateMessage, { type: 'ran' }>>;
   /** A full garbage collection (the candidate must run with --expose-gc). */
   collectGarbage(): Promise<void>;
   stop(): Promise<void>;
@@ -94,7 +106,9 @@ export async function startCandidate(
   running.add(child);
   child.once('exit', () => running.delete(child));
   const exited = once(child, 'exit').then(([code]) => {
-    throw new Error(`prisma bench: candidate ${spec.candidate} on ${spec.database} exited with code ${code}`);
+    throw new Error(
+      `prisma bench: candidates ${spec.candidates.join(', ')} on ${spec.database} exited with code ${code}`,
+    );
   });
   // Only the races below read it.
   exited.catch(() => {});
@@ -107,9 +121,9 @@ export async function startCandidate(
   return {
     child,
     backendsPinned: ready.backendsPinned,
-    async run(queries, yieldEvery = 100) {
+    async run(candidate, queries, yieldEvery = 100) {
       const answer = next();
-      child.send({ type: 'run', queries, yieldEvery } satisfies ParentMessage);
+      child.send({ type: 'run', candidate, queries, yieldEvery } satisfies ParentMessage);
       const message = await answer;
       if (message.type !== 'ran') throw new Error(`prisma bench: candidate sent ${message.type}`);
       return message;
@@ -176,15 +190,15 @@ export async function openBenchDatabases(): Promise<BenchDatabases> {
   };
 }
 
-/** The spec of `candidate` on `database`. */
+/** The spec of a process running `candidates` on `database`. */
 export function specFor(
   databases: BenchDatabases,
   database: DatabaseName,
-  candidate: CandidateName,
+  candidates: readonly CandidateName[],
   sinkUrl: string,
   backendCore?: string,
 ): CandidateSpec {
   return database === 'postgresql'
-    ? { database, candidate, sinkUrl, backendCore, ...databases.postgresql }
-    : { database, candidate, sinkUrl, ...databases.sqlite };
+    ? { database, candidates, sinkUrl, backendCore, ...databases.postgresql }
+    : { database, candidates, sinkUrl, ...databases.sqlite };
 }

@@ -27,6 +27,7 @@ import {
   DB_SYSTEM_NAME_VALUE_POSTGRESQL,
 } from '@opentelemetry/semantic-conventions';
 import {
+  contextWithSpan,
   DB_SYSTEM_NAME_VALUE_SQLITE,
   METRICS,
   type Redactor,
@@ -329,7 +330,7 @@ function createOperationHook(
         const candidate = tracer.startSpan(info.spanName, info.spanOptions, parent);
         if (candidate.isRecording()) {
           span = candidate;
-          spanContext = trace.setSpan(parent, span);
+          spanContext = contextWithSpan(parent, span);
           addArgs(span, info, args);
         }
       }
