@@ -1,5 +1,5 @@
 import { createServer } from 'node:net';
-import { context, SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { PrismaPg } from '@prisma/adapter-pg';
 import type { Sextant } from '@sextant/core';
 import pg from 'pg';
@@ -453,6 +453,61 @@ describe('pg pool gauges', () => {
       '@sextant/prisma: registerPgPoolMetrics(): a pool named "replica" is already registered',
     );
     return other.end();
+  });
+});
+
+describe('the driver on postgresql', () => {
+  let sextant: Sextant;
+  let db: Awaited<ReturnType<typeof openPostgres>>;
+  let pool: pg.Pool;
+  /** The span active where the driver sends each statement (what a pg instrumentation would parent its spans to). */
+  const activeAtSend: Array<string | undefined> = [];
+  let prisma: PostgresClient;
+  beforeAll(async () => {
+    ({ sextant } = testSextant());
+    db = await openPostgres();
+    pool = new pg.Pool({ connectionString: POSTGRES_URL, max: 2 });
+    pool.on('connect', (client) => {
+      const send = client.query;
+      client.query = function (this: pg.PoolClient, ...args: unknown[]) {
+        activeAtSend.push(trace.getActiveSpan()?.spanContext().spanId);
+        return (send as (...given: unknown[]) => unknown).apply(this, args);
+      } as typeof client.query;
+    });
+    prisma = new PostgresClient({ adapter: new PrismaPg(pool, { schema: db.schema }) });
+  });
+  afterAll(async () => {
+    await prisma?.$disconnect();
+    await pool?.end();
+    await db?.close();
+    await sextant?.shutdown();
+  });
+
+  it("runs inside the operation's span, so spans of a pg instrumentation would be its children", async () => {
+    const extended = prisma.$extends(sextantPrisma(sextant));
+    await extended.job.count();
+    activeAtSend.length = 0;
+    sextant.tracing.resetFinishedSpans();
+    await sextant.tracer.startActiveSpan('handle request', async (parent) => {
+      try {
+        await extended.job.findMany({ where: { status: 'queued' } });
+      } finally {
+        parent.end();
+      }
+    });
+    const [findMany] = dbSpans(sextant);
+    expect(findMany?.name).toBe('findMany Job');
+    expect(activeAtSend.length).toBeGreaterThan(0);
+    expect(new Set(activeAtSend)).toEqual(new Set([findMany!.spanContext().spanId]));
+  });
+
+  it("runs in the parent's context when the operation has no span", async () => {
+    const extended = prisma.$extends(sextantPrisma(sextant));
+    const unsampled = unsampledParent();
+    activeAtSend.length = 0;
+    await context.with(unsampled, async () => await extended.job.count());
+    expect(activeAtSend.length).toBeGreaterThan(0);
+    expect(new Set(activeAtSend)).toEqual(new Set([trace.getSpanContext(unsampled)!.spanId]));
   });
 });
 
