@@ -5,6 +5,7 @@ import {
   createContextKey,
   ROOT_CONTEXT,
   type Span,
+  type SpanContext,
   SpanKind,
   type SpanOptions,
   SpanStatusCode,
@@ -189,15 +190,20 @@ function createOperationHook(
     sextant.tracing.ownsProvider && sextant.config.tracing.sampler.startsWith('parentbased_');
   const tracingEnabled = sextant.tracing.enabled;
 
+  // The last unsampled parent found valid: a request's queries share one, and the check runs two
+  // regular expressions over its ids.
+  let validUnsampledParent: SpanContext | undefined;
+
   function mayRecord(parent: Context): boolean {
     if (!tracingEnabled) return false;
     if (!parentDecides) return true;
     const parentSpan = trace.getSpanContext(parent);
-    return (
-      parentSpan === undefined ||
-      (parentSpan.traceFlags & TraceFlags.SAMPLED) !== 0 ||
-      !trace.isSpanContextValid(parentSpan)
-    );
+    if (parentSpan === undefined || (parentSpan.traceFlags & TraceFlags.SAMPLED) !== 0) return true;
+    if (parentSpan === validUnsampledParent) return false;
+    // An invalid parent is no parent: the root sampler decides.
+    if (!trace.isSpanContextValid(parentSpan)) return true;
+    validUnsampledParent = parentSpan;
+    return false;
   }
   // model -> operation -> info; both sets are bounded by the schema and Prisma's API.
   const infos = new Map<string, Map<string, OperationInfo>>();

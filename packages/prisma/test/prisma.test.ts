@@ -1,5 +1,5 @@
 import { createServer } from 'node:net';
-import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { context, SpanKind, SpanStatusCode, TraceFlags, trace } from '@opentelemetry/api';
 import { PrismaPg } from '@prisma/adapter-pg';
 import type { Sextant } from '@sextant/core';
 import pg from 'pg';
@@ -86,11 +86,27 @@ describe.each(databases)('on $system', ({ system, open, KnownError }) => {
     const unsampled = unsampledParent();
     // Prisma queries are lazy: they run when awaited, so the await belongs inside the context.
     await context.with(unsampled, async () => await prisma.job.count());
+    await context.with(unsampled, async () => await prisma.job.findFirst({ where: { status: 'none' } }));
     expect(dbSpans(sextant)).toEqual([]);
     const after = await metricLines(sextant, 'db_client_operation_duration_seconds_count');
     const series = `db_client_operation_duration_seconds_count{db_system_name="${system}",db_operation_name="count",db_collection_name="Job",error_type=""}`;
     expect(before.find((line) => line.startsWith(series))).toBeUndefined();
     expect(after).toContain(`${series} 1`);
+  });
+
+  it('treats an invalid unsampled parent as no parent: the operation gets a root span', async () => {
+    const prisma = extend();
+    const invalid = trace.setSpanContext(context.active(), {
+      traceId: '00000000000000000000000000000000',
+      spanId: '0000000000000000',
+      traceFlags: TraceFlags.NONE,
+    });
+    await context.with(unsampledParent(), async () => await prisma.job.count());
+    await context.with(invalid, async () => await prisma.job.count());
+    const [count] = dbSpans(sextant);
+    expect(dbSpans(sextant)).toHaveLength(1);
+    expect(count?.parentSpanContext).toBeUndefined();
+    expect(count?.spanContext().traceFlags).toBe(TraceFlags.SAMPLED);
   });
 
   it('records the duration metric by system, operation and model, in promtool-valid output', async () => {
