@@ -1,6 +1,6 @@
 /**
  * The Prisma benchmark's candidates in a process of their own: `node candidate.ts '<json>'` (a
- * `CandidateSpec`), forked by prisma.bench.ts (timed, all four candidates in one process, pinned to
+ * `CandidateSpec`), forked by prisma.bench.ts (timed, all candidates in one process, pinned to
  * one core) or instructions.ts (one candidate, under callgrind). It opens one Prisma client on the
  * bench's database, extends it once per candidate that needs it (an application's extended client
  * shares its base client's engine and pool the same way), says `ready`, then answers each `run`
@@ -107,9 +107,12 @@ function candidateOf(name: CandidateName): Candidate {
     client = bare.$extends({
       query: { $allOperations: ({ args, query }: PassThroughParams) => query(args) },
     }) as BenchClient;
-  } else if (name === 'sampled' || name === 'unsampled') {
+  } else if (name !== 'bare') {
     // Under callgrind a query can take longer than the default 500 ms: the slow-query log stays off there.
-    const options = spec.slowQueryLog === false ? { slowQueryMs: false as const } : undefined;
+    const options = {
+      ...(spec.slowQueryLog === false ? { slowQueryMs: false as const } : {}),
+      ...(name === 'no-spans' ? { spans: false } : {}),
+    };
     client = bare.$extends(sextantPrisma(sextant, options)) as BenchClient;
   }
   return {
@@ -117,7 +120,7 @@ function candidateOf(name: CandidateName): Candidate {
     // Prisma queries are lazy thenables: `then` runs them.
     once: () => client.job.findUnique(args).then(ignore),
     // Unsampled: the queries run under a remote parent that was not sampled; the others in the
-    // root context.
+    // root context (where no-spans would start a sampled span if it started any).
     context: name === 'unsampled' ? unsampledParent() : ROOT_CONTEXT,
     settle: name === 'sampled' ? () => sextant.tracing.forceFlush() : async () => {},
   };

@@ -1,9 +1,10 @@
 /**
  * CPU per query of a Prisma 7 client on the same findUnique: bare, with an empty query extension,
- * and with @sextant/prisma (sampled, its spans exported over OTLP to a local sink; and under an
- * unsampled parent); for PostgreSQL (driver adapter pg) and SQLite (driver adapter libsql).
+ * and with @sextant/prisma (sampled, its spans exported over OTLP to a local sink; under an
+ * unsampled parent; and with `spans: false`); for PostgreSQL (driver adapter pg) and SQLite
+ * (driver adapter libsql).
  *
- * One process (candidate.ts) holds all four candidates: one Prisma client and its extensions, as an
+ * One process (candidate.ts) holds all the candidates: one Prisma client and its extensions, as an
  * application holds them. After a warm-up, cycle after cycle, each candidate in turn runs a block of
  * queries one after the other (the sampled candidate's flush of its spans included), in an order
  * rotated from cycle to cycle; the process reports each block's CPU time, of the event loop's thread
@@ -155,10 +156,10 @@ const lines = [
   `Reproduce: \`pnpm --filter @sextant/prisma bench\` (part of \`pnpm bench\`). ${machineLine()}.`,
   "CPU time per `findUnique` by id: of the event loop's thread (where a query's own work runs), and of the whole",
   "process (V8's compiler and garbage collector threads too; Prisma keeps recompiling its code for tens of",
-  'thousands of queries, which makes this column noisier). One process holds the four candidates, one Prisma',
+  'thousands of queries, which makes this column noisier). One process holds all the candidates, one Prisma',
   `client and its extensions, as an application does. After a warm-up of ${WARMUP_CYCLES} cycles, in each of ${CYCLES} cycles every`,
   `candidate in turn runs ${BLOCK_QUERIES} queries one after the other (for the sampled candidate, the export of their spans to a`,
-  'local OTLP sink included), in an order rotated from cycle to cycle, so that the four are measured across the same',
+  'local OTLP sink included), in an order rotated from cycle to cycle, so that all are measured across the same',
   "stretch of time and the same V8 state: this machine's speed drifts by tens of percent over seconds, which moved",
   'whole rounds of the earlier table (each candidate in fresh processes of its own) by 30 to 60%. "Added" is the',
   `difference to the bare client in the same process; the table gives the median of ${PROCESSES} processes per database and`,

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const CANDIDATES = ['bare', 'empty', 'sampled', 'unsampled'] as const;
+export const CANDIDATES = ['bare', 'empty', 'sampled', 'unsampled', 'no-spans'] as const;
 export type CandidateName = (typeof CANDIDATES)[number];
 
 export const CANDIDATE_LABELS: Record<CandidateName, string> = {
@@ -19,6 +19,7 @@ export const CANDIDATE_LABELS: Record<CandidateName, string> = {
   empty: 'with an empty query extension',
   sampled: 'with @sextant/prisma (sampled, exported)',
   unsampled: 'with @sextant/prisma (unsampled parent)',
+  'no-spans': 'with @sextant/prisma, `spans: false`',
 };
 
 export const DATABASES = ['postgresql', 'sqlite'] as const;

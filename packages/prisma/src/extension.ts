@@ -188,14 +188,14 @@ function createOperationHook(
   // that here skips starting a span that could only be a non-recording one.
   const parentDecides =
     sextant.tracing.ownsProvider && sextant.config.tracing.sampler.startsWith('parentbased_');
-  const tracingEnabled = sextant.tracing.enabled;
+  const spansEnabled = sextant.tracing.enabled && options.spans;
 
   // The last unsampled parent found valid: a request's queries share one, and the check runs two
   // regular expressions over its ids.
   let validUnsampledParent: SpanContext | undefined;
 
   function mayRecord(parent: Context): boolean {
-    if (!tracingEnabled) return false;
+    if (!spansEnabled) return false;
     if (!parentDecides) return true;
     const parentSpan = trace.getSpanContext(parent);
     if (parentSpan === undefined || (parentSpan.traceFlags & TraceFlags.SAMPLED) !== 0) return true;

@@ -11,14 +11,16 @@ export interface ResolvedPrismaOptions {
   /** Infinity when the slow-query log is off. */
   readonly slowQueryMs: number;
   readonly dbSystemName: string | undefined;
+  readonly spans: boolean;
 }
 
 const DEFAULT_OPTIONS: ResolvedPrismaOptions = Object.freeze({
   includeArgs: false,
   slowQueryMs: 500,
   dbSystemName: undefined,
+  spans: true,
 });
-const KNOWN_OPTIONS: ReadonlySet<string> = new Set(['includeArgs', 'slowQueryMs', 'dbSystemName']);
+const KNOWN_OPTIONS: ReadonlySet<string> = new Set(['includeArgs', 'slowQueryMs', 'dbSystemName', 'spans']);
 
 function describe(value: unknown): string {
   if (value === null) return 'null';
@@ -78,9 +80,12 @@ export function resolveOptions(
       fail(`unknown option ${JSON.stringify(key)}; known options: ${[...KNOWN_OPTIONS].join(', ')}`);
     }
   }
-  const { includeArgs, slowQueryMs, dbSystemName } = given;
+  const { includeArgs, slowQueryMs, dbSystemName, spans } = given;
   if (includeArgs !== undefined && typeof includeArgs !== 'boolean') {
     fail(`includeArgs must be a boolean, got ${describe(includeArgs)}`);
+  }
+  if (spans !== undefined && typeof spans !== 'boolean') {
+    fail(`spans must be a boolean, got ${describe(spans)}`);
   }
   if (
     slowQueryMs !== undefined &&
@@ -104,5 +109,6 @@ export function resolveOptions(
     includeArgs: includeArgs ?? DEFAULT_OPTIONS.includeArgs,
     slowQueryMs: slowQueryFromEnv(env) ?? fromCode ?? DEFAULT_OPTIONS.slowQueryMs,
     dbSystemName,
+    spans: spans ?? DEFAULT_OPTIONS.spans,
   });
 }

@@ -19,6 +19,12 @@ export interface SextantPrismaOptions {
    * (`postgresql`, `sqlite`, `mysql`...); set it when that cannot be read.
    */
   dbSystemName?: string;
+  /**
+   * A CLIENT span per operation. `false` keeps the duration metric and the slow-query log and
+   * starts no span: the operation then costs what it does under an unsampled parent, and the
+   * driver runs in the caller's context. Default `true`.
+   */
+  spans?: boolean;
 }
 
 /** Options of {@link prismaHealthCheck}. */

@@ -33,13 +33,16 @@ describe('options', () => {
 
   it('rejects unknown and invalid options with coded, prefixed messages', () => {
     expect(thrown(() => sextantPrisma(sextant, { slowQuery: 5 } as never)).message).toBe(
-      '@sextant/prisma: unknown option "slowQuery"; known options: includeArgs, slowQueryMs, dbSystemName',
+      '@sextant/prisma: unknown option "slowQuery"; known options: includeArgs, slowQueryMs, dbSystemName, spans',
     );
     const negative = thrown(() => sextantPrisma(sextant, { slowQueryMs: -1 }));
     expect(negative.code).toBe(ERROR_CODES.INVALID_OPTION);
     expect(negative.message).toMatch(/^@sextant\/prisma: slowQueryMs must be milliseconds from 0 to 3600000/);
     expect(thrown(() => sextantPrisma(sextant, { includeArgs: 'yes' as never })).message).toBe(
       '@sextant/prisma: includeArgs must be a boolean, got string yes',
+    );
+    expect(thrown(() => sextantPrisma(sextant, { spans: 'no' as never })).message).toBe(
+      '@sextant/prisma: spans must be a boolean, got string no',
     );
     expect(thrown(() => sextantPrisma(sextant, { dbSystemName: 'Postgres!' })).message).toMatch(
       /^@sextant\/prisma: dbSystemName must be/,

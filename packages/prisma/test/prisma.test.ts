@@ -173,6 +173,25 @@ describe.each(databases)('on $system', ({ system, open, KnownError }) => {
     expect(record).not.toHaveProperty('args');
   });
 
+  it("with spans: false, records the duration and logs slow operations under the caller's span, starting none", async () => {
+    const prisma = extend({ spans: false, slowQueryMs: 0 });
+    const series = `db_client_operation_duration_seconds_count{db_system_name="${system}",db_operation_name="aggregate",db_collection_name="Job",error_type=""}`;
+    const parent = await sextant.tracer.startActiveSpan('handle request', async (span) => {
+      try {
+        await prisma.job.aggregate({ _count: true });
+        return span.spanContext();
+      } finally {
+        span.end();
+      }
+    });
+    expect(dbSpans(sextant)).toEqual([]);
+    expect(await metricLines(sextant, series)).toEqual([`${series} 1`]);
+    const record = logs
+      .records()
+      .find((r) => r.msg === 'slow database operation' && r.db_operation_name === 'aggregate');
+    expect(record).toMatchObject({ trace_id: parent.traceId, span_id: parent.spanId });
+  });
+
   it('keeps parameter values out of spans and logs by default, raw queries included', async () => {
     const prisma = extend({ slowQueryMs: 0 });
     await prisma.job.create({ data: { id: 'secret-1', status: 'queued', result: { token: SECRET_TOKEN } } });
