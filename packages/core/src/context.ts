@@ -91,7 +91,7 @@ class RequestContext implements Context {
  * first builds that context's own map. Reads need no copy; the first context derived from this
  * one builds the usual one, once.
  */
-class SpanContext implements Context {
+class ContextWithSpan implements Context {
   readonly #parent: Context;
   readonly #span: Span;
   #built: Context | undefined;
@@ -124,7 +124,7 @@ class SpanContext implements Context {
  * parent's values. For the context a span's work runs in (`context.with`), once per span.
  */
 export function contextWithSpan(parent: Context, span: Span): Context {
-  return new SpanContext(parent, span);
+  return new ContextWithSpan(parent, span);
 }
 
 /** `parent` with `span` (when given) active and `state` as the request state. */
