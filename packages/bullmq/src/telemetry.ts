@@ -19,6 +19,7 @@ import {
 } from '@opentelemetry/api';
 import {
   contextWithSpan,
+  contextWithValue,
   createRequestContext,
   createRequestState,
   extractContext,
@@ -651,39 +652,6 @@ class SextantTracer implements BullMQTracer<Context> {
   }
 }
 
-/**
- * `parent` with a job's metadata parked on it. BullMQ asks for one per job it handles; built with
- * `setValue`, each would copy the parent's map of values. Reads need no copy; the first context
- * derived from it builds the usual one, once.
- */
-class MetadataContext implements Context {
-  readonly #parent: Context;
-  readonly #metadata: string;
-  #built: Context | undefined;
-
-  constructor(parent: Context, metadata: string) {
-    this.#parent = parent;
-    this.#metadata = metadata;
-  }
-
-  getValue(key: symbol): unknown {
-    return key === kMetadata ? this.#metadata : this.#parent.getValue(key);
-  }
-
-  setValue(key: symbol, value: unknown): Context {
-    return this.#build().setValue(key, value);
-  }
-
-  deleteValue(key: symbol): Context {
-    return this.#build().deleteValue(key);
-  }
-
-  #build(): Context {
-    this.#built ??= this.#parent.setValue(kMetadata, this.#metadata);
-    return this.#built;
-  }
-}
-
 class SextantContextManager implements ContextManager<Context> {
   readonly #runtime: Runtime;
 
@@ -724,9 +692,12 @@ class SextantContextManager implements ContextManager<Context> {
     }
   }
 
-  /** Parks the metadata: only a span that is recorded pays for reading it. */
+  /**
+   * Parks the metadata: only a span that is recorded pays for reading it. BullMQ asks for one per
+   * job it handles, so the parent's values are not copied.
+   */
   fromMetadata(activeContext: Context, metadata: string): Context {
-    return new MetadataContext(activeContext, metadata);
+    return contextWithValue(activeContext, kMetadata, metadata);
   }
 }
 

@@ -2,6 +2,7 @@ import { context, createContextKey, ROOT_CONTEXT, trace } from '@opentelemetry/a
 import { describe, expect, it } from 'vitest';
 import {
   contextWithSpan,
+  contextWithValue,
   createRequestContext,
   createRequestState,
   ensureContextManager,
@@ -96,5 +97,31 @@ describe('contextWithSpan', () => {
       context.with(contextWithSpan(context.active(), span), () => trace.getActiveSpan()),
     );
     expect(seen).toBe(span);
+  });
+});
+
+describe('contextWithValue', () => {
+  const kOwn = createContextKey('test.own');
+
+  it('reads as parent.setValue would, and leaves the parent unchanged', () => {
+    const parent = trace.setSpan(ROOT_CONTEXT.setValue(kOther, 'from the parent'), span);
+    const ctx = contextWithValue(parent, kOwn, 'own');
+    expect(ctx.getValue(kOwn)).toBe('own');
+    expect(ctx.getValue(kOther)).toBe('from the parent');
+    expect(trace.getSpan(ctx)).toBe(span);
+    expect(parent.getValue(kOwn)).toBeUndefined();
+    expect(contextWithValue(ROOT_CONTEXT.setValue(kOwn, 'old'), kOwn, 'new').getValue(kOwn)).toBe('new');
+  });
+
+  it('derives contexts that keep its value, and deletes it like any other', () => {
+    const ctx = contextWithValue(ROOT_CONTEXT.setValue(kOther, 'from the parent'), kOwn, 'own');
+    const derived = ctx.setValue(kOther, 'replaced');
+    expect(derived.getValue(kOwn)).toBe('own');
+    expect(derived.getValue(kOther)).toBe('replaced');
+    expect(ctx.getValue(kOther)).toBe('from the parent');
+    const without = ctx.deleteValue(kOwn);
+    expect(without.getValue(kOwn)).toBeUndefined();
+    expect(without.getValue(kOther)).toBe('from the parent');
+    expect(ctx.getValue(kOwn)).toBe('own');
   });
 });

@@ -86,23 +86,25 @@ class RequestContext implements Context {
 }
 
 /**
- * `parent` with `span` active, in one object. `trace.setSpan` copies the parent's map of values
- * for every span (OpenTelemetry contexts are immutable), and under a request's context the copy
- * first builds that context's own map. Reads need no copy; the first context derived from this
- * one builds the usual one, once.
+ * `parent` with one more value, in one object. `setValue` copies the parent's map of values
+ * (OpenTelemetry contexts are immutable), and under a request's context the copy first builds that
+ * context's own map. Reads need no copy; the first context derived from this one builds the usual
+ * one, once.
  */
-class ContextWithSpan implements Context {
+class ContextWithValue implements Context {
   readonly #parent: Context;
-  readonly #span: Span;
+  readonly #key: symbol;
+  readonly #value: unknown;
   #built: Context | undefined;
 
-  constructor(parent: Context, span: Span) {
+  constructor(parent: Context, key: symbol, value: unknown) {
     this.#parent = parent;
-    this.#span = span;
+    this.#key = key;
+    this.#value = value;
   }
 
   getValue(key: symbol): unknown {
-    return key === SPAN_KEY ? this.#span : this.#parent.getValue(key);
+    return key === this.#key ? this.#value : this.#parent.getValue(key);
   }
 
   setValue(key: symbol, value: unknown): Context {
@@ -114,17 +116,22 @@ class ContextWithSpan implements Context {
   }
 
   #build(): Context {
-    this.#built ??= trace.setSpan(this.#parent, this.#span);
+    this.#built ??= this.#parent.setValue(this.#key, this.#value);
     return this.#built;
   }
 }
 
 /**
- * `parent` with `span` active: what `trace.setSpan(parent, span)` returns, without copying the
- * parent's values. For the context a span's work runs in (`context.with`), once per span.
+ * What `parent.setValue(key, value)` returns, without copying the parent's values: for a context
+ * made once per request, job or operation.
  */
+export function contextWithValue(parent: Context, key: symbol, value: unknown): Context {
+  return new ContextWithValue(parent, key, value);
+}
+
+/** What `trace.setSpan(parent, span)` returns, without copying the parent's values. */
 export function contextWithSpan(parent: Context, span: Span): Context {
-  return new ContextWithSpan(parent, span);
+  return new ContextWithValue(parent, SPAN_KEY, span);
 }
 
 /** `parent` with `span` (when given) active and `state` as the request state. */

@@ -34,6 +34,7 @@ export { createDeferredChildLoggerFactory } from './deferred-child-logger.ts';
 export type { RequestState } from './context.ts';
 export {
   contextWithSpan,
+  contextWithValue,
   createRequestContext,
   createRequestState,
   getRequestId,

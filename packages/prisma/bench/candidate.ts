@@ -165,17 +165,15 @@ async function measure(name: CandidateName, queries: number, yieldEvery: number)
   const spansBefore = sextant.tracing.stats().ended;
   const cpuBefore = cpuMicros();
   const threadBefore = threadCpuMicros();
-  const wallBefore = process.hrtime.bigint();
   await context.with(candidate.context, runQueries, undefined, candidate, queries, yieldEvery);
   const threadCpu = threadCpuMicros() - threadBefore;
   const cpu = cpuMicros() - cpuBefore;
-  const wall = Number(process.hrtime.bigint() - wallBefore) / 1000;
   const spans = sextant.tracing.stats().ended - spansBefore;
   if (spans !== (name === 'sampled' ? queries : 0))
     throw new Error(
       `prisma bench: ${queries} queries of ${name} on ${spec.database} ended ${spans} sampled spans`,
     );
-  return { cpuMicros: cpu, threadCpuMicros: threadCpu, wallMicros: wall };
+  return { cpuMicros: cpu, threadCpuMicros: threadCpu };
 }
 
 process.on('message', (message: ParentMessage) => {
@@ -186,7 +184,7 @@ process.on('message', (message: ParentMessage) => {
     return;
   }
   measure(message.candidate, message.queries, message.yieldEvery).then(
-    (result) => send({ type: 'ran', queries: message.queries, ...result }),
+    (result) => send({ type: 'ran', ...result }),
     (error: unknown) => {
       console.error(error);
       process.exit(1);

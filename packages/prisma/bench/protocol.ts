@@ -55,7 +55,7 @@ export type ParentMessage =
 
 export type CandidateMessage =
   | { type: 'ready'; backendsPinned: boolean }
-  | { type: 'ran'; queries: number; cpuMicros: number; threadCpuMicros: number; wallMicros: number }
+  | { type: 'ran'; cpuMicros: number; threadCpuMicros: number }
   | { type: 'collected' };
 
 /** Where a candidate process sends its spans on the sink: its database and candidates. */
