@@ -32,6 +32,9 @@ interface Group {
   candidates: Array<{ name: CandidateName; label: string }>;
 }
 
+const ONE_IN_TEN_LABEL =
+  'BullMQ + `@sextant/bullmq`, 1 job in 10 traced (sampler `parentbased_traceidratio`, ratio 0.1)';
+
 const GROUPS: Group[] = [
   {
     processor: 'empty',
@@ -43,6 +46,7 @@ const GROUPS: Group[] = [
         label: "BullMQ + a do-nothing `telemetry` option (BullMQ's own telemetry code path)",
       },
       { name: 'sextant', label: 'BullMQ + `@sextant/bullmq`' },
+      { name: 'one-in-ten', label: ONE_IN_TEN_LABEL },
       {
         name: 'no-spans',
         label: 'BullMQ + `@sextant/bullmq`, `spanOperations: []` (metrics and context, no spans)',
@@ -55,6 +59,7 @@ const GROUPS: Group[] = [
     candidates: [
       { name: 'bare', label: 'BullMQ, no telemetry' },
       { name: 'sextant', label: 'BullMQ + `@sextant/bullmq`' },
+      { name: 'one-in-ten', label: ONE_IN_TEN_LABEL },
     ],
   },
 ];
@@ -116,9 +121,13 @@ try {
       ),
       '',
     );
-    const ratio = sextant.rate / bare.rate;
+    const verdict = (row: { rate: number }) => {
+      const ratio = row.rate / bare.rate;
+      return `${ratio.toFixed(3)} of bare jobs/s, ${ratio >= GOAL_RATIO ? 'within' : '**over**'} the goal`;
+    };
+    const oneInTen = rows.find((row) => row.name === 'one-in-ten')!;
     verdicts.push(
-      `${group.title.split(' (')[0]}: ${ratio.toFixed(3)} of bare jobs/s, ${ratio >= GOAL_RATIO ? 'within' : '**over**'} the goal.`,
+      `${group.title.split(' (')[0]}: ${verdict(sextant)} with every job traced; ${verdict(oneInTen)} with 1 in 10.`,
     );
   }
 } finally {

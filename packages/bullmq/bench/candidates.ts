@@ -1,12 +1,12 @@
 /**
  * The producer and worker pairs both BullMQ benches run: the same queue and worker bare, with a
- * do-nothing `telemetry` option, and with Sextant's (with and without spans).
+ * do-nothing `telemetry` option, and with Sextant's (every job traced, one in ten, no spans).
  */
-import type { Sextant } from '@sextant/core';
+import type { Sextant, SextantOptions } from '@sextant/core';
 import { type ConnectionOptions, type Job, Queue, type Telemetry, Worker } from 'bullmq';
 import { createBullMQTelemetry, observeWorker } from '../src/index.ts';
 
-export const CANDIDATE_NAMES = ['bare', 'do-nothing', 'sextant', 'no-spans'] as const;
+export const CANDIDATE_NAMES = ['bare', 'do-nothing', 'sextant', 'one-in-ten', 'no-spans'] as const;
 export type CandidateName = (typeof CANDIDATE_NAMES)[number];
 /** What each job does: nothing (the worst case for any instrumentation), or one PostgreSQL query. */
 export const PROCESSOR_NAMES = ['empty', 'postgres'] as const;
@@ -50,6 +50,17 @@ const DO_NOTHING_TELEMETRY: Telemetry<unknown> = {
   },
 };
 
+/**
+ * How the candidate's Sextant samples: every trace, except for `one-in-ten`, which keeps the
+ * traces of one job in ten as a production service under load would (jobs follow their
+ * producer's decision, so 1 in 10 jobs has its two spans).
+ */
+export function tracingOf(name: CandidateName, sinkUrl: string): SextantOptions['tracing'] {
+  return name === 'one-in-ten'
+    ? { endpoint: sinkUrl, sampler: 'parentbased_traceidratio', samplerRatio: 0.1 }
+    : { endpoint: sinkUrl };
+}
+
 function telemetryOf(name: CandidateName, sextant: Sextant): Telemetry<never> | undefined {
   switch (name) {
     case 'bare':
@@ -57,6 +68,7 @@ function telemetryOf(name: CandidateName, sextant: Sextant): Telemetry<never> | 
     case 'do-nothing':
       return DO_NOTHING_TELEMETRY as Telemetry<never>;
     case 'sextant':
+    case 'one-in-ten':
       return createBullMQTelemetry(sextant);
     case 'no-spans':
       return createBullMQTelemetry(sextant, { spanOperations: [] });
@@ -75,7 +87,7 @@ export function createCandidate(
   const queueName = `bench-${name}`;
   const queue = new Queue(queueName, options);
   const worker = new Worker(queueName, processor, { ...options, concurrency: CONCURRENCY });
-  if (name === 'sextant' || name === 'no-spans') observeWorker(sextant, worker);
+  if (telemetry !== undefined && name !== 'do-nothing') observeWorker(sextant, worker);
   return { name, queue, worker };
 }
 

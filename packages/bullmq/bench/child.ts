@@ -13,6 +13,7 @@ import {
   type ProcessorName,
   type RoundResult,
   runRound,
+  tracingOf,
 } from './candidates.ts';
 
 export type ChildMessage = { type: 'ready' } | ({ type: 'done' } & RoundResult);
@@ -29,7 +30,7 @@ const url = new URL(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
 const connection = { host: url.hostname, port: Number(url.port || 6379) };
 const sextant = createSextant({
   serviceName: 'bullmq-bench',
-  tracing: { endpoint: sinkUrl },
+  tracing: tracingOf(candidateName, sinkUrl),
   logs: { level: 'warn' },
   env: {},
 });
