@@ -5,11 +5,12 @@
  * bench's database, extends it once per candidate that needs it (an application's extended client
  * shares its base client's engine and pool the same way), says `ready`, then answers each `run`
  * message by running that many `findUnique` queries of the named candidate one after the other
- * (for the sampled candidate, flushing their spans to the sink) and reports the CPU time they
+ * (flushing their sampled spans to the sink) and reports the CPU time they
  * took. It exits when the parent disconnects.
  *
  * Every process creates the same Sextant instance (tracing to the sink, metrics, logs), used or
- * not. A run fails (the process exits) unless exactly the sampled candidate's queries ended spans.
+ * not. A run fails (the process exits) unless its queries ended exactly as many sampled spans as
+ * the candidate should: all of `sampled`'s, a tenth of `one-in-ten`'s, none of the others'.
  */
 import { type Context, context, ROOT_CONTEXT } from '@opentelemetry/api';
 import { PrismaLibSql } from '@prisma/adapter-libsql';
@@ -94,11 +95,17 @@ interface Candidate {
   client: BenchClient;
   /** One query; the promise settles when its span (if any) has ended. */
   once(): PromiseLike<void>;
-  /** Entered once around a run, as a request's context would be. */
-  context: Context;
-  /** After a run: the sampled candidate's spans go to the sink, inside the measured window. */
+  /**
+   * A run's queries, by the context they run in (each entered once around its share, as a
+   * request's context would be), and how many of them end sampled spans.
+   */
+  plan(queries: number): { parts: Array<[Context, number]>; sampled: number };
+  /** After a run: the sampled spans go to the sink, inside the measured window. */
   settle(): Promise<void>;
 }
+
+/** Sampled parents: 1 query in 10 of the `one-in-ten` candidate. */
+const ONE_IN = 10;
 
 function candidateOf(name: CandidateName): Candidate {
   let client: BenchClient = bare;
@@ -119,17 +126,41 @@ function candidateOf(name: CandidateName): Candidate {
     client,
     // Prisma queries are lazy thenables: `then` runs them.
     once: () => client.job.findUnique(args).then(ignore),
-    // Unsampled: the queries run under a remote parent that was not sampled; the others in the
-    // root context (where no-spans would start a sampled span if it started any).
-    context: name === 'unsampled' ? unsampledParent() : ROOT_CONTEXT,
-    settle: name === 'sampled' ? () => sextant.tracing.forceFlush() : async () => {},
+    plan: (queries) => planOf(name, queries),
+    settle: name === 'sampled' || name === 'one-in-ten' ? () => sextant.tracing.forceFlush() : async () => {},
   };
+}
+
+/**
+ * Unsampled: the queries run under a remote parent that was not sampled; one-in-ten: a tenth in
+ * the root context (sampled, as the `sampled` candidate's), the rest as `unsampled`'s; the others
+ * in the root context, where no-spans would start a sampled span if it started any.
+ */
+function planOf(name: CandidateName, queries: number): { parts: Array<[Context, number]>; sampled: number } {
+  switch (name) {
+    case 'unsampled':
+      return { parts: [[unsampledParent(), queries]], sampled: 0 };
+    case 'one-in-ten': {
+      const sampled = Math.round(queries / ONE_IN);
+      return {
+        parts: [
+          [ROOT_CONTEXT, sampled],
+          [unsampledParent(), queries - sampled],
+        ],
+        sampled,
+      };
+    }
+    case 'sampled':
+      return { parts: [[ROOT_CONTEXT, queries]], sampled: queries };
+    default:
+      return { parts: [[ROOT_CONTEXT, queries]], sampled: 0 };
+  }
 }
 
 const candidates = new Map(spec.candidates.map((name) => [name, candidateOf(name)]));
 for (const [name, candidate] of candidates) {
   // `then` inside the context: a Prisma query runs when `then` is called, in the context of that call.
-  const found = await context.with(candidate.context, () =>
+  const found = await context.with(candidate.plan(1).parts.at(-1)![0], () =>
     candidate.client.job.findUnique(args).then((row) => row),
   );
   if ((found as { id?: string } | null)?.id !== BENCH_ROW_ID)
@@ -145,7 +176,6 @@ async function runQueries(candidate: Candidate, queries: number, yieldEvery: num
     // yielding inside the window counts it.
     if (i % yieldEvery === yieldEvery - 1) await pause();
   }
-  await candidate.settle();
 }
 
 function cpuMicros(): number {
@@ -165,11 +195,15 @@ async function measure(name: CandidateName, queries: number, yieldEvery: number)
   const spansBefore = sextant.tracing.stats().ended;
   const cpuBefore = cpuMicros();
   const threadBefore = threadCpuMicros();
-  await context.with(candidate.context, runQueries, undefined, candidate, queries, yieldEvery);
+  const { parts, sampled } = candidate.plan(queries);
+  for (const [parent, count] of parts) {
+    await context.with(parent, runQueries, undefined, candidate, count, yieldEvery);
+  }
+  await candidate.settle();
   const threadCpu = threadCpuMicros() - threadBefore;
   const cpu = cpuMicros() - cpuBefore;
   const spans = sextant.tracing.stats().ended - spansBefore;
-  if (spans !== (name === 'sampled' ? queries : 0))
+  if (spans !== sampled)
     throw new Error(
       `prisma bench: ${queries} queries of ${name} on ${spec.database} ended ${spans} sampled spans`,
     );

@@ -18,7 +18,7 @@
  * candidate's count. Instructions are not time: cache misses and the kernel's work (sockets) are
  * not in them.
  *
- *   pnpm --filter @sextant/prisma instructions [postgresql|sqlite]... [bare|empty|sampled|unsampled]...
+ *   pnpm --filter @sextant/prisma instructions [postgresql|sqlite]... [bare|empty|sampled|unsampled|one-in-ten|no-spans]...
  *
  * With no arguments, every candidate on both databases, two processes at a time (BENCH_JOBS).
  * BENCH_WARMUP_QUERIES (default 10000), BENCH_WINDOWS (default 4) and BENCH_QUERIES (queries per

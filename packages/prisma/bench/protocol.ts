@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const CANDIDATES = ['bare', 'empty', 'sampled', 'unsampled', 'no-spans'] as const;
+export const CANDIDATES = ['bare', 'empty', 'sampled', 'unsampled', 'one-in-ten', 'no-spans'] as const;
 export type CandidateName = (typeof CANDIDATES)[number];
 
 export const CANDIDATE_LABELS: Record<CandidateName, string> = {
@@ -19,6 +19,7 @@ export const CANDIDATE_LABELS: Record<CandidateName, string> = {
   empty: 'with an empty query extension',
   sampled: 'with @sextant/prisma (sampled, exported)',
   unsampled: 'with @sextant/prisma (unsampled parent)',
+  'one-in-ten': 'with @sextant/prisma, 1 query in 10 sampled (the rest under an unsampled parent)',
   'no-spans': 'with @sextant/prisma, `spans: false`',
 };
 
@@ -74,7 +75,7 @@ export function killCandidates(): void {
 export interface CandidateProcess {
   child: ChildProcess;
   backendsPinned: boolean;
-  /** Runs `queries` queries of `candidate` (and the sampled candidate's flush); the CPU time they took. */
+  /** Runs `queries` queries of `candidate` (and the flush of its sampled spans); the CPU time they took. */
   run(
     candidate: CandidateName,
     queries: number,
