@@ -482,6 +482,41 @@ describe('one POST /jobs is one trace across the API and the worker', () => {
   });
 });
 
+describe('shutdown', () => {
+  it('lets a job that outlives the shutdown timeout store its result before the database closes', async () => {
+    const backends = createTestBackends('e2e_shutdown');
+    // The provider answers after 1.2 s; Sextant waits 200 ms for in-flight work, then runs the
+    // hooks: the worker's close (which waits for its job) must come before the store's.
+    const deployment = await startDeployment({
+      ...backends.env,
+      QUANTUM_LATENCY_MS: '1200',
+      SEXTANT_SHUTDOWN_TIMEOUT_MS: '200',
+    });
+    try {
+      const { api, worker } = deployment;
+      const { response, id } = await submit(api, SQUARE, 'e2e-slow-job-shutdown');
+      expect(response.status).toBe(202);
+      await worker.waitForRecord((r) => r.job_id === id && r.msg === 'job started');
+      worker.child.kill('SIGTERM');
+      expect(await worker.exited).toEqual({ code: 0, signal: null });
+      expect(worker.records().some((r) => r.msg === 'shutdown timed out waiting for in-flight work')).toBe(
+        true,
+      );
+      expect((await waitForJob(api, id, 'completed', 5000)).result).toMatchObject({ value: 4 });
+      expect(
+        worker
+          .records()
+          .filter((r) => r.job_id === id)
+          .map((r) => r.msg),
+      ).toEqual(['job started', 'job completed']);
+      expectNoCrashOutput(deployment.stderr());
+    } finally {
+      await deployment.stop();
+      await backends.cleanup();
+    }
+  });
+});
+
 describe('outages', () => {
   it('serves and processes normally while the collector is unreachable, says so once, and exports again once it is back', async () => {
     // The endpoint is fixed at start-up: nothing listens on it until the collector "comes back".

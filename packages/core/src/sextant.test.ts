@@ -44,6 +44,25 @@ describe('shutdown', () => {
     expect(reported).toContain('shutdown_hook');
   });
 
+  it('runs the shutdown hooks one at a time, the last registered first, so what opened first closes last', async () => {
+    const { sextant } = quietSextant();
+    const events: string[] = [];
+    sextant.onShutdown(async () => {
+      events.push('database closes');
+    });
+    sextant.onShutdown(async () => {
+      events.push('worker closing');
+      // The worker's last job still writes to the database while it closes.
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      events.push('worker closed');
+    });
+    sextant.onShutdown(() => {
+      events.push('server closes');
+    });
+    await sextant.shutdown();
+    expect(events).toEqual(['server closes', 'worker closing', 'worker closed', 'database closes']);
+  });
+
   it('stops waiting for work that never ends after shutdown.timeoutMs, and still runs the hooks', async () => {
     const { sextant } = quietSextant({ timeoutMs: 50 });
     sextant.inFlight.start();

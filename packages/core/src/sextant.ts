@@ -44,7 +44,12 @@ export interface Sextant {
    * stop taking new work here (a queue worker's `close()`), while in-flight work drains.
    */
   onShutdownStart(hook: () => void | Promise<void>): void;
-  /** Runs `hook` during shutdown, once in-flight work has finished (close servers and pools here). */
+  /**
+   * Runs `hook` during shutdown, once in-flight work has finished (close servers and pools here).
+   * Hooks run one after another, the last registered first: what an application opened first
+   * (its database, say) closes after what it opened later and which may still use it (a queue
+   * worker finishing a job past the timeout, a server).
+   */
   onShutdown(hook: () => void | Promise<void>): void;
   /**
    * Flips readiness to 503, waits for in-flight requests and jobs (up to `shutdown.timeoutMs`),
@@ -118,7 +123,7 @@ export function createSextant(options: SextantOptions = {}): Sextant {
         'shutdown timed out waiting for in-flight work',
       );
     }
-    for (const hook of shutdownHooks) {
+    for (const hook of shutdownHooks.toReversed()) {
       try {
         await hook();
       } catch (error) {
