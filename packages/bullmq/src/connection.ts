@@ -7,11 +7,43 @@ const REPEAT_ERROR_LOG_MS = 30_000;
 /** How long {@link closeRedisClient} lets a queue or worker take to close. */
 export const CLOSE_TIMEOUT_MS = 2000;
 
+/** Error codes of a connection that failed or dropped, as Node's sockets and DNS report them. */
+const CONNECTION_ERROR_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
+/** What ioredis and BullMQ say when a command meets a closed or unwritable connection. */
+const CONNECTION_ERROR_MESSAGES = [
+  'Connection is closed',
+  "Stream isn't writeable",
+  'max retries per request',
+];
+
+/** Whether an error on a BullMQ client is its Redis connection's, rather than a job's or BullMQ's own. */
+function isRedisConnectionError(error: Error): boolean {
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && CONNECTION_ERROR_CODES.has(code)) return true;
+  if (error.name === 'ConnectionClosedError') return true;
+  const message = typeof error.message === 'string' ? error.message : '';
+  return (
+    CONNECTION_ERROR_MESSAGES.some((known) => message.includes(known)) || message.includes('ECONNREFUSED')
+  );
+}
+
 /**
- * BullMQ re-emits its Redis connection's errors on the queue or worker; unheard, an `error` event
- * crashes the process. This listens and logs them at `warn` with Sextant's logger: once per
- * distinct message, and again every 30 s while it repeats, so an outage is visible without
- * flooding the logs. `what` names the client in the message (`'job queue'`).
+ * BullMQ emits its Redis connection's errors on the queue or worker, and its own (a job's lock
+ * lost, a return value it cannot store, a job scheduler's next run not scheduled); unheard, an
+ * `error` event crashes the process. This listens and logs them at `warn` with Sextant's logger,
+ * as `<what>: Redis connection error` or `<what>: error reported by BullMQ`, with `connection`
+ * true or false: once per distinct message, and again every 30 s while it repeats, so an outage
+ * is visible without flooding the logs. `what` names the client in the message (`'job queue'`).
  */
 export function reportConnectionErrors(
   sextant: Sextant,
@@ -25,7 +57,11 @@ export function reportConnectionErrors(
     if (error.message === lastMessage && now - loggedAt < REPEAT_ERROR_LOG_MS) return;
     lastMessage = error.message;
     loggedAt = now;
-    sextant.logger.warn({ err: error }, `${what}: Redis connection error`);
+    const connection = isRedisConnectionError(error);
+    sextant.logger.warn(
+      { err: error, connection },
+      connection ? `${what}: Redis connection error` : `${what}: error reported by BullMQ`,
+    );
   });
 }
 

@@ -1,22 +1,8 @@
 import { METRICS, type Sextant, type SextantGauge } from '@sextant/core';
 import type { JobType, Queue } from 'bullmq';
 import { MESSAGING_SYSTEM } from './attributes.ts';
+import { resolveDepthOptions } from './options.ts';
 import type { SextantQueueDepthOptions } from './types.ts';
-
-const DEFAULT_DEPTH_OPTIONS = Object.freeze({
-  cacheTtlMs: 5000,
-  timeoutMs: 500,
-  states: Object.freeze([
-    'waiting',
-    'active',
-    'delayed',
-    'prioritized',
-    'waiting-children',
-    'completed',
-    'failed',
-    'paused',
-  ]) as readonly string[],
-});
 
 type Counts = Record<string, number>;
 type DepthLabels = 'messaging_system' | 'messaging_destination_name' | 'state';
@@ -25,16 +11,17 @@ type DepthLabels = 'messaging_system' | 'messaging_destination_name' | 'state';
  * Reports `messaging_queue_depth{state}` for `queue`, read at scrape time with one
  * `getJobCounts` call, reused for `cacheTtlMs`. A reading that takes longer than `timeoutMs`
  * (Redis down or slow) leaves the scrape to go on without it; at most one reading is in flight.
- * Returns the function that stops reporting (call it before closing the queue).
+ * Returns the function that stops reporting (call it before closing the queue). Throws a
+ * SextantConfigError for an invalid option.
  */
 export function observeQueueDepth(
   sextant: Sextant,
   queue: Queue,
-  options: SextantQueueDepthOptions = {},
+  options?: SextantQueueDepthOptions,
 ): () => void {
-  const cacheTtlMs = options.cacheTtlMs ?? DEFAULT_DEPTH_OPTIONS.cacheTtlMs;
-  const timeoutMs = options.timeoutMs ?? DEFAULT_DEPTH_OPTIONS.timeoutMs;
-  const states = [...(options.states ?? DEFAULT_DEPTH_OPTIONS.states)] as JobType[];
+  const resolved = resolveDepthOptions(options);
+  const { cacheTtlMs, timeoutMs } = resolved;
+  const states = resolved.states as JobType[];
   const destination = queue.name;
   let stopped = false;
   let readAt = Number.NEGATIVE_INFINITY;

@@ -151,6 +151,13 @@ function errorTypeOf(exception: unknown): string {
   return ERROR_TYPE_OTHER;
 }
 
+/** An exception's message: BullMQ hands some over as the message string alone. */
+function exceptionMessage(exception: Exception): string {
+  if (typeof exception === 'string') return exception;
+  const message = (exception as { message?: unknown }).message;
+  return typeof message === 'string' ? message : '';
+}
+
 function observeDuration(
   metric: DurationMetric,
   queue: string,
@@ -277,10 +284,7 @@ class ProducerSpan implements BullMQSpan<Context> {
     this.#errorType = errorTypeOf(exception);
     span.recordException(exception, time);
     span.setAttribute(ATTR.ERROR_TYPE, this.#errorType);
-    span.setStatus({
-      code: SpanStatusCode.ERROR,
-      message: (exception as { message?: string }).message ?? '',
-    });
+    span.setStatus({ code: SpanStatusCode.ERROR, message: exceptionMessage(exception) });
   }
 
   end(): void {
@@ -381,6 +385,8 @@ export class AttemptSpan implements BullMQSpan<Context>, OtelSpan {
   #jobId = '';
   #outcome: JobOutcome | undefined;
   #errorType: string | undefined;
+  /** The first error BullMQ's bookkeeping reported (see recordException). */
+  #bookkeepingError: Exception | undefined;
   #settled = false;
   #ended = false;
 
@@ -547,16 +553,15 @@ export class AttemptSpan implements BullMQSpan<Context>, OtelSpan {
     return this.#otel().isRecording();
   }
 
-  /** BullMQ calls this only when its own bookkeeping around the processor threw. */
+  /**
+   * BullMQ calls this when its own bookkeeping after the processor threw (moving the job to
+   * completed or failed, with the error's message as a string), and then retries that step. It is
+   * an event on the attempt; it becomes the attempt's error only if the attempt does not complete
+   * (see `end`): a completion that succeeded on a retry is no error.
+   */
   recordException(exception: Exception, time?: TimeInput): void {
-    const span = this.#otel();
-    this.#errorType ??= errorTypeOf(exception);
-    span.recordException(exception, time);
-    span.setAttribute(ATTR.ERROR_TYPE, this.#errorType);
-    span.setStatus({
-      code: SpanStatusCode.ERROR,
-      message: (exception as { message?: string }).message ?? '',
-    });
+    this.#otel().recordException(exception, time);
+    this.#bookkeepingError ??= exception;
   }
 
   end(endTime?: TimeInput): void {
@@ -566,6 +571,12 @@ export class AttemptSpan implements BullMQSpan<Context>, OtelSpan {
     const runtime = this.#runtime;
     const outcome = this.#outcome ?? OUTCOMES.OTHER;
     span.setAttribute(ATTR.JOB_OUTCOME, outcome);
+    const bookkeepingError = this.#bookkeepingError;
+    if (bookkeepingError !== undefined && outcome !== OUTCOMES.COMPLETED && this.#errorType === undefined) {
+      this.#errorType = errorTypeOf(bookkeepingError);
+      span.setAttribute(ATTR.ERROR_TYPE, this.#errorType);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: exceptionMessage(bookkeepingError) });
+    }
     const finished = typeof endTime === 'number' ? endTime : now();
     span.end(endTime ?? finished);
     this.#endInFlight();

@@ -7,7 +7,8 @@ import { AttemptSpan } from './telemetry.ts';
 /**
  * What BullMQ's `telemetry` calls do not show, read from the worker's own events: the job wait
  * time (`messaging_job_wait_duration_seconds`, from when the job was ready, i.e. enqueued plus
- * its delay, to the start of its first attempt) and the class of a failed attempt's error
+ * its delay, to the start of its first attempt; once per job, not again when a job the processor
+ * moved itself or that stalled comes back) and the class of a failed attempt's error
  * (`error.type`, the exception event). Returns the function that stops observing.
  */
 export function observeWorker(sextant: Sextant, worker: Worker): () => void {
@@ -16,7 +17,9 @@ export function observeWorker(sextant: Sextant, worker: Worker): () => void {
     .child(MESSAGING_SYSTEM, worker.name);
 
   const onActive = (job: Job) => {
-    if (job.attemptsMade !== 0 || typeof job.processedOn !== 'number') return;
+    // attemptsStarted counts every move to active (retries, DelayedError, stalled restarts);
+    // attemptsMade only the attempts that failed.
+    if (job.attemptsStarted !== 1 || typeof job.processedOn !== 'number') return;
     const readyAt = job.timestamp + (job.opts?.delay ?? 0);
     const seconds = (job.processedOn - readyAt) / 1000;
     if (seconds >= 0) wait.observe(seconds);

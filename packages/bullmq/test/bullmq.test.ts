@@ -4,7 +4,15 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { context, propagation, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { createSextant, ERROR_CODES, getRequestId, runWithRequestId, type Sextant } from '@sextant/core';
-import { FlowProducer, type Job, Queue, type QueueOptions, Worker, type WorkerOptions } from 'bullmq';
+import {
+  DelayedError,
+  FlowProducer,
+  type Job,
+  Queue,
+  type QueueOptions,
+  Worker,
+  type WorkerOptions,
+} from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { promtoolCheck } from '../../../tooling/testing/promtool.ts';
@@ -126,6 +134,50 @@ describe('options', () => {
     });
     expect(overridden.repeatRelationOf('orders')).toBe('link');
     expect(overridden.repeatRelationOf('elsewhere')).toBe('child');
+  });
+
+  it('refuses span operations BullMQ does not trace, and the outcome-only ones, naming the known ones', () => {
+    expect(() => createBullMQTelemetry(sextant, { spanOperations: ['add', 'proces'] })).toThrow(
+      expect.objectContaining({
+        code: ERROR_CODES.INVALID_OPTION,
+        message: expect.stringMatching(
+          /^@sextant\/bullmq: spanOperations names "proces", not an operation BullMQ traces \(known: add, addBulk, .*process.*\)/,
+        ),
+      }),
+    );
+    expect(() => createBullMQTelemetry(sextant, { spanOperations: ['retry'] })).toThrow(
+      /spanOperations names "retry", which marks an attempt's outcome and never becomes a span/,
+    );
+    expect(() => createBullMQTelemetry(sextant, { spanOperations: 'process' as never })).toThrow(
+      /spanOperations is "process": expected an array of BullMQ operation names/,
+    );
+    expect(() => createBullMQTelemetry(sextant, { queues: [] as never })).toThrow(
+      /queues is \[\]: expected an object keyed by queue name/,
+    );
+    expect(resolveOptions({ spanOperations: ['process', 'getNextJob'] }).spanOperations).toEqual(
+      new Set(['process', 'getNextJob']),
+    );
+  });
+
+  it('refuses invalid queue depth options before reading anything, naming what is allowed', () => {
+    const queue = { name: 'never-read' } as unknown as Queue;
+    const refused = (options: unknown, message: RegExp) =>
+      expect(() => observeQueueDepth(sextant, queue, options as never)).toThrow(
+        expect.objectContaining({
+          code: ERROR_CODES.INVALID_OPTION,
+          message: expect.stringMatching(message),
+        }),
+      );
+    refused(
+      { states: 'waiting' },
+      /observeQueueDepth\(\): states is "waiting": expected a non-empty array of job states \(waiting, active/,
+    );
+    refused({ states: ['waitng'] }, /states names "waitng": expected a non-empty array of job states/);
+    refused({ states: [] }, /states is \[\]: expected a non-empty array/);
+    refused({ cacheTtlMs: -5 }, /cacheTtlMs is -5: expected an integer from 0 to 3600000/);
+    refused({ timeoutMs: 'soon' }, /timeoutMs is "soon": expected an integer from 1 to 60000/);
+    refused({ bogus: 1 }, /unknown option "bogus" \(known: cacheTtlMs, timeoutMs, states\)/);
+    refused(null, /options are null: expected an object/);
   });
 
   it('names the per-queue option and its allowed values when one is invalid', () => {
@@ -752,6 +804,72 @@ describe('metrics', () => {
     expect(line('messaging_job_outcomes_total', 'outcome="retried"')).toMatch(/ 1$/);
     expect(line('messaging_job_outcomes_total', 'outcome="completed"')).toMatch(/ 1$/);
     expect(promtoolCheck(body)).toEqual({ status: 0, problems: '' });
+  });
+
+  it('measures the wait once per job, not again when the processor moved its own job back', async () => {
+    const { name, queue, startWorker } = setup();
+    const metricLine = async () =>
+      (await sextant.metrics.render()).body
+        .split('\n')
+        .find(
+          (text) =>
+            text.startsWith('messaging_job_wait_duration_seconds_count{') &&
+            text.includes(`messaging_destination_name="${name}"`),
+        );
+    let runs = 0;
+    startWorker(async (job: Job, token?: string) => {
+      runs += 1;
+      if (runs === 1) {
+        // What a processor does to come back later without spending an attempt.
+        await job.moveToDelayed(Date.now() + 50, token);
+        throw new DelayedError();
+      }
+      return 'done';
+    });
+    await queue.add('deferred', {});
+    await waitFor(
+      () => processSpans(name).some((span) => span.attributes['bullmq.job.outcome'] === 'completed'),
+      'the completed second run',
+    );
+    expect(runs).toBe(2);
+    expect(await metricLine()).toMatch(/ 1$/);
+  });
+
+  it("keeps a completion that BullMQ's bookkeeping retried an event, not the attempt's error", async () => {
+    const { name, queue, startWorker } = setup();
+    startWorker(
+      async (job: Job) => {
+        const moveToCompleted = job.moveToCompleted.bind(job);
+        let failures = 0;
+        // Redis drops the connection once while BullMQ stores the result; BullMQ retries it.
+        job.moveToCompleted = (async (...args: Parameters<Job['moveToCompleted']>) => {
+          if (failures++ === 0) throw new Error('Connection is closed.');
+          return moveToCompleted(...args);
+        }) as Job['moveToCompleted'];
+        return 'stored on the second try';
+      },
+      { runRetryDelay: 10 },
+    );
+    await queue.add('flaky-bookkeeping', {});
+    const [attempt] = await waitFor(
+      () => processSpans(name).length === 1 && processSpans(name),
+      'the attempt',
+    );
+    expect(attempt!.attributes['bullmq.job.outcome']).toBe('completed');
+    expect(attempt!.status.code).toBe(SpanStatusCode.UNSET);
+    expect(attempt!.attributes['error.type']).toBeUndefined();
+    expect(attempt!.events.map((event) => [event.name, event.attributes?.['exception.message']])).toEqual([
+      ['exception', 'Connection is closed.'],
+    ]);
+    const body = (await sextant.metrics.render()).body;
+    const series = body
+      .split('\n')
+      .filter(
+        (text) =>
+          text.startsWith('messaging_process_duration_seconds_count{') &&
+          text.includes(`messaging_destination_name="${name}"`),
+      );
+    expect(series).toEqual([expect.stringMatching(/error_type="".* 1$/)]);
   });
 
   it('reports queue depth by state at scrape time', async () => {

@@ -1,5 +1,5 @@
 import { createSextant, type Sextant } from '@sextant/core';
-import { Queue } from 'bullmq';
+import { Queue, Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeRedisClient, reportConnectionErrors } from '../src/index.ts';
 import { collectLines, freePort, startRedis, uniquePrefix, waitFor } from './helpers.ts';
@@ -34,7 +34,10 @@ describe('Redis outages around a queue', () => {
     );
     await new Promise((resolve) => setTimeout(resolve, 400));
     expect(warnings('orders queue: Redis connection error')).toHaveLength(1);
-    expect(warnings('orders queue: Redis connection error')[0]!.err).toMatchObject({ type: 'Error' });
+    expect(warnings('orders queue: Redis connection error')[0]!).toMatchObject({
+      connection: true,
+      err: { type: 'Error' },
+    });
 
     const started = performance.now();
     await closeRedisClient(sextant, queue, 'orders queue', 300);
@@ -54,6 +57,30 @@ describe('Redis outages around a queue', () => {
     expect(warnings('stuck worker: Redis connection did not close cleanly, disconnecting')).toEqual([
       expect.objectContaining({ timeout_ms: 100 }),
     ]);
+  });
+
+  it("words BullMQ's own errors as BullMQ's, not Redis's: a return value it cannot store", async () => {
+    const prefix = uniquePrefix();
+    const connection = { host: '127.0.0.1', port: 6379 };
+    const queue = new Queue(`${prefix}-queue`, { connection, prefix });
+    const worker = new Worker(`${prefix}-queue`, async () => ({ total: 1n }), { connection, prefix });
+    reportConnectionErrors(sextant, worker, 'orders worker');
+    try {
+      await queue.add('charge', {});
+      await waitFor(
+        () => warnings('orders worker: error reported by BullMQ').length > 0,
+        "BullMQ's error record",
+      );
+      expect(warnings('orders worker: error reported by BullMQ')[0]).toMatchObject({
+        connection: false,
+        err: { type: 'TypeError', message: expect.stringMatching(/BigInt/) },
+      });
+      expect(warnings('orders worker: Redis connection error')).toHaveLength(0);
+    } finally {
+      await worker.close();
+      await queue.obliterate({ force: true });
+      await queue.close();
+    }
   });
 
   it('closes quietly when Redis is there', async () => {

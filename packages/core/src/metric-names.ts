@@ -110,7 +110,7 @@ export const METRICS = Object.freeze({
   messagingJobWaitDuration: describe({
     type: 'histogram',
     name: 'messaging_job_wait_duration_seconds',
-    help: 'Time from enqueueing a job to the start of its processing.',
+    help: 'Time from a job being ready (enqueued, plus its delay) to the start of its first attempt.',
     unit: 'seconds',
     labelNames: ['messaging_system', 'messaging_destination_name'],
   }),
