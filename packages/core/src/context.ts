@@ -161,16 +161,30 @@ export function getRequestId(): string | undefined {
   return getRequestState()?.requestId;
 }
 
-/** Names the user of the active request or job; it goes on its spans and log records, never on metric labels. */
-export function setUser(userId: string): void {
-  const state = getRequestState();
-  if (state) state.userId = userId;
+/** A user or tenant id as records carry it; numeric database ids as their decimal text. */
+function idText(id: unknown): string | undefined {
+  if (typeof id === 'string') return id;
+  if ((typeof id === 'number' && Number.isFinite(id)) || typeof id === 'bigint') return String(id);
+  return undefined;
 }
 
-/** Names the tenant of the active request or job; it goes on its spans and log records, never on metric labels. */
-export function setTenant(tenantId: string): void {
+/**
+ * Names the user of the active request or job; it goes on its spans and log records, never on
+ * metric labels. A number or bigint (a database id) is written as its decimal text; any other
+ * value (an object, `undefined` from an untyped `req.user`) is ignored rather than risk the
+ * request's records.
+ */
+export function setUser(userId: string | number | bigint): void {
   const state = getRequestState();
-  if (state) state.tenantId = tenantId;
+  const text = idText(userId);
+  if (state && text !== undefined) state.userId = text;
+}
+
+/** Names the tenant of the active request or job, as `setUser` does the user. */
+export function setTenant(tenantId: string | number | bigint): void {
+  const state = getRequestState();
+  const text = idText(tenantId);
+  if (state && text !== undefined) state.tenantId = text;
 }
 
 /** Runs `fn` with a fresh request state (a background task, a script) so its logs carry an id. */

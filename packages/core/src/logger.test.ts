@@ -134,6 +134,34 @@ describe('correlation', () => {
     expect(after).toMatchObject({ request_id: 'req-7f3a', user_id: 'user-42', tenant_id: 'acme' });
   });
 
+  it('writes a numeric user or tenant id as text, and ignores a value that is no id, keeping every record', () => {
+    const { logger, records, sink } = harness();
+    inRequest(() => {
+      // What an untyped `req.user.id` from a database hands over.
+      setUser(42);
+      setTenant(7n);
+      logger.info('numeric ids');
+      setUser({ id: 1 } as never);
+      setTenant(undefined as never);
+      logger.info('ignored values');
+      writeAccessLog(logger, {
+        method: 'GET',
+        route: '/me',
+        path: '/me',
+        status: 200,
+        duration_ms: 1,
+        bytes: 2,
+        user_agent: undefined,
+      });
+    });
+    expect(records().map((r) => [r.msg, r.user_id, r.tenant_id])).toEqual([
+      ['numeric ids', '42', '7'],
+      ['ignored values', '42', '7'],
+      ['request completed', '42', '7'],
+    ]);
+    expect(sink.counts().size).toBe(0);
+  });
+
   it('follows the context across awaits, and matches the exported span', async () => {
     const exporter = new InMemorySpanExporter();
     const provider = new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter })] });

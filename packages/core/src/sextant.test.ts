@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { createSextant } from './sextant.ts';
 
@@ -61,6 +63,30 @@ describe('shutdown', () => {
     });
     await sextant.shutdown();
     expect(events).toEqual(['server closes', 'worker closing', 'worker closed', 'database closes']);
+  });
+
+  it('gives the span flush a limit: with the collector unreachable, unsent spans are dropped (shutdown), not waited for', async () => {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    await new Promise((resolve) => server.close(resolve));
+    const sextant = createSextant({
+      serviceName: 'lifecycle-test',
+      // Every batch to a refused port is retried until the OTLP timeout (10 s by default).
+      tracing: { endpoint: `http://127.0.0.1:${port}` },
+      metrics: { defaultMetrics: false },
+      logs: { destination: { write: () => undefined } },
+      shutdown: { timeoutMs: 100 },
+      env: {},
+    });
+    sextant.errors.setWriter(() => undefined);
+    for (let i = 0; i < 1500; i++) sextant.tracer.startSpan(`span-${i}`).end();
+    await sextant.shutdown();
+    const stats = sextant.tracing.stats();
+    expect(stats.ended).toBe(1500);
+    expect(stats.exported).toBe(0);
+    expect(stats.droppedByReason.shutdown).toBeGreaterThan(0);
+    expect(stats.droppedByReason.shutdown + stats.droppedByReason.export_failed).toBeLessThanOrEqual(1500);
   });
 
   it('stops waiting for work that never ends after shutdown.timeoutMs, and still runs the hooks', async () => {

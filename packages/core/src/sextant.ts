@@ -59,6 +59,8 @@ export interface Sextant {
 }
 
 const SIGNALS = ['SIGTERM', 'SIGINT'] as const;
+/** What the span flush at shutdown gets when draining in-flight work took the whole shutdown timeout. */
+const MIN_FLUSH_MS = 2000;
 
 /**
  * Builds the instrumentation from options (overridden by the environment). Throws a
@@ -107,6 +109,7 @@ export function createSextant(options: SextantOptions = {}): Sextant {
   };
 
   async function drainAndFlush(): Promise<void> {
+    const startedAt = performance.now();
     health.markShuttingDown();
     for (const hook of shutdownStartHooks) {
       // Not awaited: stopping intake (a worker's close) may itself wait for the work in flight.
@@ -130,7 +133,10 @@ export function createSextant(options: SextantOptions = {}): Sextant {
         errors.report('shutdown_hook', error);
       }
     }
-    await tracing.shutdown();
+    // An unreachable collector would hold each batch until its export timeout: the flush gets
+    // what is left of the shutdown timeout, and at least MIN_FLUSH_MS.
+    const elapsed = performance.now() - startedAt;
+    await tracing.shutdown(Math.max(MIN_FLUSH_MS, config.shutdown.timeoutMs - elapsed));
     health.close();
     if (config.shutdown.handleSignals) for (const signal of SIGNALS) process.off(signal, onSignal);
     logger.flush();

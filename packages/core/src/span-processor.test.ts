@@ -222,6 +222,25 @@ describe('CountingBatchSpanProcessor', () => {
     expectBalanced(processor);
   });
 
+  it('stops waiting at the shutdown limit and counts what was never sent as dropped (shutdown)', async () => {
+    const { processor, exporter, endSpans } = setup({ maxExportBatchSize: 2 });
+    // A collector that never answers: the first batch is held, three more wait behind it.
+    exporter.behaviour = 'hold';
+    endSpans(8);
+    await processor.shutdown(50);
+    expect(exporter.batches).toHaveLength(1);
+    expect(processor.stats()).toMatchObject({
+      ended: 8,
+      exported: 0,
+      droppedByReason: { queue_full: 0, export_failed: 0, shutdown: 6 },
+    });
+    // The batch that was with the exporter settles as it will.
+    exporter.release();
+    await processor.forceFlush();
+    expect(processor.stats().exported).toBe(2);
+    expectBalanced(processor);
+  });
+
   it('waits in forceFlush for the batch already with the exporter', async () => {
     const { processor, exporter, endSpans } = setup({ maxExportBatchSize: 2 });
     exporter.behaviour = 'hold';

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type Context, context, ROOT_CONTEXT, TraceFlags } from '@opentelemetry/api';
 import { type ExportResult, ExportResultCode, suppressTracing } from '@opentelemetry/core';
 import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace';
@@ -174,10 +175,13 @@ export class CountingBatchSpanProcessor<Batch = ReadableSpan[]> implements SpanP
 
   /**
    * Exports what is queued, then shuts the exporter down; spans that end afterwards are
-   * dropped (reason `shutdown`). Idempotent, never rejects.
+   * dropped (reason `shutdown`). With `timeoutMs`, it stops waiting after that long: the spans
+   * still queued are dropped (reason `shutdown`) instead of holding the process, since each
+   * batch to an unreachable collector is retried until the export timeout. Idempotent (the
+   * first call's limit holds), never rejects.
    */
-  shutdown(): Promise<void> {
-    this.#shutdownPromise ??= this.#shutdown();
+  shutdown(timeoutMs?: number): Promise<void> {
+    this.#shutdownPromise ??= this.#shutdown(timeoutMs);
     return this.#shutdownPromise;
   }
 
@@ -195,15 +199,27 @@ export class CountingBatchSpanProcessor<Batch = ReadableSpan[]> implements SpanP
     };
   }
 
-  async #shutdown(): Promise<void> {
+  async #shutdown(timeoutMs: number | undefined): Promise<void> {
     this.#closing = true;
-    await this.forceFlush();
+    const deadline = timeoutMs === undefined ? undefined : performance.now() + timeoutMs;
+    if (!(await withinDeadline(this.forceFlush(), deadline))) this.#dropQueued();
     this.#clearTimer();
     try {
-      await this.#exporter.shutdown();
+      // The exporter's shutdown waits for a batch still in flight.
+      await withinDeadline(this.#exporter.shutdown(), deadline);
     } catch (error) {
       this.#sink.report('span_export', error);
     }
+  }
+
+  /** Drops every queued span (reason `shutdown`); a batch already with the exporter settles as it will. */
+  #dropQueued(): void {
+    while (this.#queue.length > 0) {
+      const { size } = this.#queue.take();
+      this.#droppedShutdown += size;
+      this.#settled += size;
+    }
+    this.#resolveWaiters();
   }
 
   #pump(): void {
@@ -297,4 +313,14 @@ export class CountingBatchSpanProcessor<Batch = ReadableSpan[]> implements SpanP
     this.#due = true;
     this.#pump();
   };
+}
+
+/** Whether `work` settled before `deadline` (a `performance.now()` time; none: it waits). */
+async function withinDeadline(work: Promise<unknown>, deadline: number | undefined): Promise<boolean> {
+  if (deadline === undefined) {
+    await work;
+    return true;
+  }
+  const remaining = Math.max(0, deadline - performance.now());
+  return Promise.race([work.then(() => true), sleep(remaining, false, { ref: false })]);
 }

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   type TracerProvider as ApiTracerProvider,
   type Attributes,
@@ -63,8 +64,12 @@ export interface Tracing {
   resetFinishedSpans(): void;
   /** Exports the spans ended so far. Never rejects: failures are counted and reported to the sink. */
   forceFlush(): Promise<void>;
-  /** Flushes and stops exporting; unregisters Sextant's global provider. Idempotent, never rejects. */
-  shutdown(): Promise<void>;
+  /**
+   * Flushes and stops exporting; unregisters Sextant's global provider. With `timeoutMs`, stops
+   * waiting for the flush after that long and counts the spans not sent as dropped (reason
+   * `shutdown`). Idempotent (the first call's limit holds), never rejects.
+   */
+  shutdown(timeoutMs?: number): Promise<void>;
 }
 
 const ZERO_STATS: TracingStats = Object.freeze({
@@ -114,9 +119,10 @@ export function createTracing(config: ResolvedConfig, sink: InternalErrorSink): 
     resetFinishedSpans: () => memory?.reset(),
     // The processor's flush never rejects and is bounded by the export timeout per batch.
     forceFlush: () => processor?.forceFlush() ?? Promise.resolve(),
-    shutdown() {
-      shutdownPromise ??= provider
-        .shutdown()
+    shutdown(timeoutMs?: number) {
+      // The processor's own shutdown first, with the limit; the provider's then finds it done.
+      shutdownPromise ??= (processor?.shutdown(timeoutMs) ?? Promise.resolve())
+        .then(() => provider.shutdown())
         .catch((error: unknown) => sink.report('span_shutdown', error))
         .then(() => {
           // Frees the global slot so a later createTracing (tests, a restart in-process) can install again.
@@ -266,6 +272,10 @@ function createUnownedTracing(
       return Promise.resolve();
     }
   };
+  const shutdown = (timeoutMs?: number): Promise<void> =>
+    timeoutMs === undefined
+      ? forceFlush()
+      : Promise.race([forceFlush(), sleep(timeoutMs, undefined, { ref: false })]);
   return {
     tracer,
     enabled,
@@ -274,7 +284,7 @@ function createUnownedTracing(
     finishedSpans: () => NO_SPANS,
     resetFinishedSpans: () => undefined,
     forceFlush,
-    shutdown: forceFlush,
+    shutdown,
   };
 }
 
