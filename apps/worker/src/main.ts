@@ -18,33 +18,23 @@ import {
 } from 'job-store';
 import { createMetricsServer } from './metrics-server.ts';
 import { createProcessor } from './processor.ts';
+import { readWorkerSettings, WorkerConfigError, type WorkerSettings } from './settings.ts';
 import { createSolver } from './solver/index.ts';
 import { createStoreOutageGate } from './store-outage.ts';
 
 const sextant = createSextant({ serviceName: 'worker', shutdown: { handleSignals: true } });
 
-function readPort(name: string, fallback: string): number {
-  const raw = process.env[name] ?? fallback;
-  const port = /^\d{1,5}$/.test(raw) ? Number(raw) : Number.NaN;
-  if (!(port >= 0 && port <= 65_535)) {
-    sextant.logger.fatal({ [name]: raw }, `${name} must be an integer from 0 to 65535`);
+function readSettings(): WorkerSettings {
+  try {
+    return readWorkerSettings();
+  } catch (error) {
+    if (!(error instanceof WorkerConfigError)) throw error;
+    sextant.logger.fatal({ [error.variable]: error.value }, error.message);
     process.exit(1);
   }
-  return port;
 }
 
-function readConcurrency(): number {
-  const raw = process.env.WORKER_CONCURRENCY ?? '4';
-  const value = /^\d{1,3}$/.test(raw) ? Number(raw) : Number.NaN;
-  if (!(value >= 1 && value <= 100)) {
-    sextant.logger.fatal({ WORKER_CONCURRENCY: raw }, 'WORKER_CONCURRENCY must be an integer from 1 to 100');
-    process.exit(1);
-  }
-  return value;
-}
-
-const metricsPort = readPort('METRICS_PORT', '9464');
-const concurrency = readConcurrency();
+const { metricsPort, concurrency } = readSettings();
 
 // The metrics server listens first: while the store migrates or Redis is away, probes still answer.
 const server = createMetricsServer(sextant);

@@ -60,17 +60,18 @@ export interface ProcessorOptions {
 }
 
 /**
- * The worker's processor: loads the job's row (now `running`, one more attempt), fails on purpose
- * while the row asks for it, solves the problem and stores the result (`completed`). The last
- * failing attempt marks the row `failed`; an earlier one puts it back to `queued` for the retry.
- * An invalid problem or a missing row cannot succeed later, so BullMQ is told not to retry.
+ * The worker's processor: loads the job's row (now `running`, its `attempts` the number of this
+ * attempt as BullMQ counts it, `attemptsMade` + 1), fails on purpose while the row asks for it,
+ * solves the problem and stores the result (`completed`). The last failing attempt marks the row
+ * `failed`; an earlier one puts it back to `queued` for the retry. An invalid problem or a missing
+ * row cannot succeed later, so BullMQ is told not to retry.
  *
  * An attempt that cannot reach the database (to start, to store its result or to record its
  * failure) does not count: the job goes back to BullMQ's delayed set with a backoff
  * ({@link storeDeferDelay}) without spending one of its attempts, `onStoreUnavailable` is
  * called, and the attempt ends with BullMQ's `DelayedError`. So the row never stays behind
- * BullMQ's state: once the database is back, the job runs again and its row ends `completed`
- * (or `failed`, recorded).
+ * BullMQ's state: once the database is back, the job runs the same attempt again (the row's
+ * `attempts` unchanged) and its row ends `completed` (or `failed`, recorded).
  */
 export function createProcessor(
   sextant: Sextant,
@@ -106,13 +107,17 @@ export function createProcessor(
 
   return async function processJob(job, token) {
     const { jobId } = job.data;
+    // BullMQ's own count: a deferral (`moveToDelayed`, attempt skipped) or a stall leaves
+    // `attemptsMade` as it was, so the rerun is the same attempt again.
     const attempt = job.attemptsMade + 1;
     const maxAttempts = job.opts.attempts ?? 1;
     // A solver error is an ordinary failure, whatever it looks like: only store calls are deferred.
     let solverFailed = false;
     try {
+      // Set, not incremented: a rerun of a deferred attempt whose row was already updated (the
+      // database went away later, while solving or storing) must not count it twice.
       const row = await store.job
-        .update({ where: { id: jobId }, data: { status: 'running', attempts: { increment: 1 } } })
+        .update({ where: { id: jobId }, data: { status: 'running', attempts: attempt } })
         .catch((error: unknown) => {
           throw isMissingRow(error)
             ? new UnrecoverableError(`job ${jobId}: no such job in the store`)
