@@ -59,6 +59,12 @@ export interface SextantMetricsOptions {
   defaultMetrics?: boolean;
   /** Label sets allowed per metric; new ones past it are refused and counted. Env: `SEXTANT_METRICS_SERIES_LIMIT`. Default 2000. */
   seriesLimit?: number;
+  /**
+   * Milliseconds a gauge's scrape-time `collect` may take before the scrape goes on without it
+   * (its last values are served and `collect_failed` counted). Env:
+   * `SEXTANT_METRICS_COLLECT_TIMEOUT_MS`. Default 2000.
+   */
+  collectTimeoutMs?: number;
   /** Buckets (seconds) of the HTTP duration histogram. Default: OpenTelemetry's HTTP advice. */
   httpDurationBuckets?: number[];
 }
@@ -158,6 +164,7 @@ export interface ResolvedConfig {
     readonly enabled: boolean;
     readonly defaultMetrics: boolean;
     readonly seriesLimit: number;
+    readonly collectTimeoutMs: number;
     readonly httpDurationBuckets: readonly number[];
   };
   readonly logs: {
@@ -210,7 +217,7 @@ export const DEFAULT_OPTIONS = Object.freeze({
     }),
     attributeValueLengthLimit: 4096,
   }),
-  metrics: Object.freeze({ enabled: true, defaultMetrics: true, seriesLimit: 2000 }),
+  metrics: Object.freeze({ enabled: true, defaultMetrics: true, seriesLimit: 2000, collectTimeoutMs: 2000 }),
   logs: Object.freeze({ level: 'info' as LogLevel, accessLog: true, sync: false }),
   health: Object.freeze({ checkTimeoutMs: 500, eventLoopLagThresholdMs: 1000, heapUsedRatioThreshold: 0.95 }),
   http: Object.freeze({ requestIdHeader: 'x-request-id' }),
@@ -525,7 +532,13 @@ export function resolveConfig(options: SextantOptions = {}): ConfigResolution {
     'exportTimeoutMillis',
   ]);
   const metricsOpts = checkObject('metrics', root.metrics);
-  checkKnownKeys('metrics', metricsOpts, ['enabled', 'defaultMetrics', 'seriesLimit', 'httpDurationBuckets']);
+  checkKnownKeys('metrics', metricsOpts, [
+    'enabled',
+    'defaultMetrics',
+    'seriesLimit',
+    'collectTimeoutMs',
+    'httpDurationBuckets',
+  ]);
   const logsOpts = checkObject('logs', root.logs);
   checkKnownKeys('logs', logsOpts, ['level', 'destination', 'redactKeys', 'accessLog', 'sync']);
   const healthOpts = checkObject('health', root.health);
@@ -715,6 +728,10 @@ export function resolveConfig(options: SextantOptions = {}): ConfigResolution {
         sextantNumber(env, 'SEXTANT_METRICS_SERIES_LIMIT', 1, 1_000_000, true) ??
         checkNumber('metrics.seriesLimit', metricsOpts.seriesLimit, 1, 1_000_000, true) ??
         DEFAULT_OPTIONS.metrics.seriesLimit,
+      collectTimeoutMs:
+        sextantNumber(env, 'SEXTANT_METRICS_COLLECT_TIMEOUT_MS', 1, 60_000, true) ??
+        checkNumber('metrics.collectTimeoutMs', metricsOpts.collectTimeoutMs, 1, 60_000, true) ??
+        DEFAULT_OPTIONS.metrics.collectTimeoutMs,
       httpDurationBuckets: Object.freeze([
         ...((httpBuckets as number[] | undefined) ?? HTTP_DURATION_BUCKETS),
       ]),

@@ -311,6 +311,13 @@ export interface NormalizedMetricDefinition {
   readonly buckets: readonly number[] | undefined;
 }
 
+/** What a definition of each type may hold (`type` comes with the descriptors in METRICS). */
+const DEFINITION_KEYS: Readonly<Record<MetricType, readonly string[]>> = Object.freeze({
+  counter: ['name', 'help', 'labelNames', 'unit', 'type'],
+  histogram: ['name', 'help', 'labelNames', 'unit', 'buckets', 'type'],
+  gauge: ['name', 'help', 'labelNames', 'unit', 'collect', 'type'],
+});
+
 function invalidMetric(message: string): never {
   throw new SextantConfigError(ERROR_CODES.INVALID_METRIC, message);
 }
@@ -437,6 +444,12 @@ export function normalizeMetricDefinition(type: MetricType, definition: unknown)
   }
   const raw = definition as Record<string, unknown>;
   const name = checkName(type, raw.name);
+  const known = DEFINITION_KEYS[type];
+  for (const key of Object.keys(raw)) {
+    if (!known.includes(key)) {
+      invalidMetric(`${type} "${name}" has an unknown key "${key}": expected only ${known.join(', ')}`);
+    }
+  }
   // A descriptor from metric-names.ts carries its type: declaring it as another type would
   // give alert rules and dashboards the wrong kind of series.
   if (raw.type !== undefined && raw.type !== type) {

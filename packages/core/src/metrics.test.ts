@@ -100,6 +100,24 @@ describe('naming rules', () => {
     expect(error.message).toContain('"jobs_processed_total"');
   });
 
+  it('rejects a key a definition does not take, so a typo cannot silently lose the labels', () => {
+    const labels = errorOf(() =>
+      metrics.counter({ name: 'orders_total', help: 'Orders', labels: ['payment_method'] } as never),
+    );
+    expect(labels.code).toBe(ERROR_CODES.INVALID_METRIC);
+    expect(labels.message).toContain(
+      'counter "orders_total" has an unknown key "labels": expected only name, help, labelNames, unit, type',
+    );
+    expect(
+      errorOf(() => metrics.histogram({ name: 'order_value', help: 'h', bucket: [1, 2] } as never)).message,
+    ).toContain('unknown key "bucket": expected only name, help, labelNames, unit, buckets, type');
+    // Buckets belong to histograms, collect to gauges.
+    expect(
+      errorOf(() => metrics.gauge({ name: 'depth', help: 'h', buckets: [1] } as never)).message,
+    ).toContain('gauge "depth" has an unknown key "buckets"');
+    expect(() => metrics.histogram(METRICS.messagingJobWaitDuration)).not.toThrow();
+  });
+
   it('rejects a counter named only _total', () => {
     expect(errorOf(() => metrics.counter({ name: '_total', help: 'h' })).message).toContain(
       'must end in "_total"',
@@ -446,6 +464,46 @@ describe('gauge collect', () => {
     expect(reports.some((r) => r.includes('redis down'))).toBe(true);
     const second = await scrape();
     expect(errorsFor(second, 'rejecting_source', METRIC_ERROR_REASONS.COLLECT_FAILED)).toBe(2);
+  });
+
+  it('serves the scrape without a collect that hangs, keeps its last values, and never piles calls up', async () => {
+    const { metrics, scrape, reports } = setup({ collectTimeoutMs: 50 });
+    let calls = 0;
+    let finish: () => void = () => undefined;
+    metrics.gauge({
+      name: 'slow_source_depth',
+      help: 'h',
+      labelNames: ['pool'],
+      collect(gauge) {
+        calls += 1;
+        gauge.set({ pool: 'primary' }, calls);
+        // The first read answers at once; the second never does until released.
+        if (calls === 1) return undefined;
+        return new Promise<void>((resolve) => {
+          finish = resolve;
+        });
+      },
+    });
+    metrics.counter({ name: 'orders_total', help: 'h' }).inc();
+    await scrape();
+    const stuck = await scrape();
+    expect(stuck.get('orders_total')).toBe(1);
+    expect(stuck.get('slow_source_depth{pool="primary"}')).toBe(2);
+    expect(errorsFor(stuck, 'slow_source_depth', METRIC_ERROR_REASONS.COLLECT_FAILED)).toBe(1);
+    expect(reports.some((r) => r.includes('collect did not finish within 50 ms'))).toBe(true);
+    const again = await scrape();
+    expect(calls).toBe(2);
+    expect(errorsFor(again, 'slow_source_depth', METRIC_ERROR_REASONS.COLLECT_FAILED)).toBe(2);
+    finish();
+    await new Promise((resolve) => setImmediate(resolve));
+    await scrape();
+    expect(calls).toBe(3);
+  });
+
+  it('refuses an invalid collect timeout, naming the range', () => {
+    expect(() => resolveConfig({ env: {}, metrics: { collectTimeoutMs: 0 } })).toThrow(
+      /metrics\.collectTimeoutMs.*1.*60000/,
+    );
   });
 });
 

@@ -53,7 +53,9 @@ export interface HistogramDefinition<L extends string> extends CounterDefinition
 export interface GaugeDefinition<L extends string> extends CounterDefinition<L> {
   /**
    * Read at scrape time, to set the gauge from the current state. Declaring the same gauge again
-   * with another `collect` adds it: every callback runs on each scrape.
+   * with another `collect` adds it: every callback runs on each scrape. One that takes longer than
+   * `metrics.collectTimeoutMs` does not hold the scrape (the gauge keeps its last values, and
+   * `collect_failed` is counted), and is not called again until it has finished.
    */
   collect?: (gauge: SextantGauge<L>) => void | Promise<void>;
 }
@@ -573,7 +575,7 @@ export function createMetrics(
   sink: InternalErrorSink,
   sources: SelfStatsSources,
 ): Metrics {
-  const { enabled, seriesLimit } = config.metrics;
+  const { enabled, seriesLimit, collectTimeoutMs } = config.metrics;
   const registry = new Registry();
   const registers = [registry];
   const declarations = new Map<string, Declaration>();
@@ -758,17 +760,35 @@ export function createMetrics(
     const collectors = new Set<GaugeCollect>();
     const collectFailed = (error: unknown) =>
       health.error(name, METRIC_ERROR_REASONS.COLLECT_FAILED, `collect failed: ${describeError(error)}`);
+    /** Collects still running from an earlier scrape: waited for again, never started twice. */
+    const running = new Map<GaugeCollect, Promise<unknown>>();
+    const collectTimedOut = () =>
+      collectFailed(
+        new Error(`collect did not finish within ${collectTimeoutMs} ms (metrics.collectTimeoutMs)`),
+      );
     const runCollectors = (): Promise<void> | undefined => {
       const pending: Promise<unknown>[] = [];
       for (const collect of collectors) {
-        try {
-          const result = collect(instrument);
-          if (result !== undefined) pending.push(Promise.resolve(result).catch(collectFailed));
-        } catch (error) {
-          collectFailed(error);
+        let result = running.get(collect);
+        if (result === undefined) {
+          try {
+            const returned = collect(instrument);
+            if (returned === undefined) continue;
+            const settled = Promise.resolve(returned)
+              .catch(collectFailed)
+              .finally(() => running.delete(collect));
+            running.set(collect, settled);
+            result = settled;
+          } catch (error) {
+            collectFailed(error);
+            continue;
+          }
         }
+        pending.push(result);
       }
-      return pending.length === 0 ? undefined : Promise.all(pending).then(() => undefined);
+      return pending.length === 0
+        ? undefined
+        : withinTimeout(Promise.all(pending), collectTimeoutMs, collectTimedOut);
     };
     gaugeCollections.push(() => (collectors.size === 0 ? undefined : runCollectors()));
     const prom = new Gauge({ name, help: definition.help, labelNames: definition.labelNames, registers });
@@ -1008,4 +1028,19 @@ function createHttpServerMetrics(
   }
 
   return { http, collect };
+}
+
+/** Resolves when `work` settles or after `timeoutMs`, whichever is first; `onTimeout` runs in the second case. */
+function withinTimeout(work: Promise<unknown>, timeoutMs: number, onTimeout: () => void): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      onTimeout();
+      resolve();
+    }, timeoutMs);
+    timer.unref();
+    work.then(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }
