@@ -38,6 +38,7 @@ import {
 } from '@sextant/core';
 import { driverStatusCodeOf, errorDescription, errorSummary, errorTypeOf, stackFrames } from './errors.ts';
 import { assertSextant, PACKAGE_NAME, type ResolvedPrismaOptions, resolveOptions } from './options.ts';
+import { sanitizeQueryText } from './query-text.ts';
 import {
   ATTR_PRISMA_ARGS,
   DB_SYSTEM_NAME_VALUE_COCKROACHDB,
@@ -133,13 +134,14 @@ function settle(
 }
 
 /**
- * The SQL of a raw query without its values: a tagged template's strings joined by `$n`
- * placeholders, or the text of an `Unsafe` call (redacted, since values may be inlined in it).
+ * The SQL of a raw query as written: a tagged template's strings joined by `$n` placeholders
+ * (never its values), or the text of an `Unsafe` call or of `Prisma.raw`, whose literals are
+ * still in it.
  */
-function rawQueryText(args: unknown, redactor: Redactor): string | undefined {
+function rawQueryText(args: unknown): string | undefined {
   if (Array.isArray(args)) {
     const [first] = args;
-    if (typeof first === 'string') return redactor.string(first);
+    if (typeof first === 'string') return first;
     if (Array.isArray(first) && first.every((part) => typeof part === 'string')) {
       return first.reduce((sql: string, part: string, index: number) => `${sql}$${index}${part}`);
     }
@@ -235,8 +237,12 @@ function createOperationHook(
   function addArgs(span: Span, info: OperationInfo, args: unknown): void {
     if (redactor === undefined) return;
     if (info.raw) {
-      const text = rawQueryText(args, redactor);
-      if (text !== undefined) span.setAttribute(ATTR_DB_QUERY_TEXT, text);
+      // A template's own strings and any text given whole can hold literals (values written
+      // straight into the SQL): only the sanitised text leaves the process.
+      const text = rawQueryText(args);
+      if (text !== undefined) {
+        span.setAttribute(ATTR_DB_QUERY_TEXT, redactor.string(sanitizeQueryText(text, system)));
+      }
     } else if (args !== undefined) {
       span.setAttribute(ATTR_PRISMA_ARGS, JSON.stringify(redactor.value(args)));
     }

@@ -22,7 +22,7 @@ const DEFAULT_OPTIONS: ResolvedPrismaOptions = Object.freeze({
 });
 const KNOWN_OPTIONS: ReadonlySet<string> = new Set(['includeArgs', 'slowQueryMs', 'dbSystemName', 'spans']);
 
-function describe(value: unknown): string {
+export function describeValue(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
   return typeof value === 'object' ? 'an object' : `${typeof value} ${String(value).slice(0, 60)}`;
@@ -42,7 +42,7 @@ export function assertSextant(value: unknown, factory: string): asserts value is
     typeof candidate.errors?.report !== 'function'
   ) {
     fail(
-      `${factory}() expects the instance returned by createSextant() from @sextant/core, got ${describe(value)}`,
+      `${factory}() expects the instance returned by createSextant() from @sextant/core, got ${describeValue(value)}`,
     );
   }
 }
@@ -72,7 +72,7 @@ export function resolveOptions(
   env: NodeJS.ProcessEnv = process.env,
 ): ResolvedPrismaOptions {
   if (options !== undefined && (typeof options !== 'object' || options === null || Array.isArray(options))) {
-    fail(`options must be an object, got ${describe(options)}`);
+    fail(`options must be an object, got ${describeValue(options)}`);
   }
   const given = options ?? {};
   for (const key of Object.keys(given)) {
@@ -82,10 +82,10 @@ export function resolveOptions(
   }
   const { includeArgs, slowQueryMs, dbSystemName, spans } = given;
   if (includeArgs !== undefined && typeof includeArgs !== 'boolean') {
-    fail(`includeArgs must be a boolean, got ${describe(includeArgs)}`);
+    fail(`includeArgs must be a boolean, got ${describeValue(includeArgs)}`);
   }
   if (spans !== undefined && typeof spans !== 'boolean') {
-    fail(`spans must be a boolean, got ${describe(spans)}`);
+    fail(`spans must be a boolean, got ${describeValue(spans)}`);
   }
   if (
     slowQueryMs !== undefined &&
@@ -93,7 +93,7 @@ export function resolveOptions(
     (typeof slowQueryMs !== 'number' || !isValidThreshold(slowQueryMs))
   ) {
     fail(
-      `slowQueryMs must be milliseconds from 0 to ${MAX_SLOW_QUERY_MS}, or false to turn the slow-query log off, got ${describe(slowQueryMs)}`,
+      `slowQueryMs must be milliseconds from 0 to ${MAX_SLOW_QUERY_MS}, or false to turn the slow-query log off, got ${describeValue(slowQueryMs)}`,
     );
   }
   if (
@@ -101,7 +101,7 @@ export function resolveOptions(
     (typeof dbSystemName !== 'string' || !/^[a-z][a-z0-9_.]{0,63}$/.test(dbSystemName))
   ) {
     fail(
-      `dbSystemName must be a semantic-convention db.system.name such as "postgresql" or "sqlite", got ${describe(dbSystemName)}`,
+      `dbSystemName must be a semantic-convention db.system.name such as "postgresql" or "sqlite", got ${describeValue(dbSystemName)}`,
     );
   }
   const fromCode = slowQueryMs === false ? Number.POSITIVE_INFINITY : slowQueryMs;

@@ -3,7 +3,8 @@ export interface SextantPrismaOptions {
   /**
    * Adds the operation's arguments to its span (`prisma.args`, JSON) and to its slow-query log
    * record, redacted by Sextant's redactor (secret keys, emails, card numbers, tokens...).
-   * Raw queries never carry their values, only their SQL text. Also puts the last line of a
+   * Raw queries never carry their values, only their SQL text (`db.query.text`), with the
+   * literals written into it replaced by `?`. Also puts the last line of a
    * failure's message (redacted), which can quote a value, on its `exception` event. Default
    * `false`: no parameter value leaves the process, errors are described by code only.
    */
@@ -11,12 +12,12 @@ export interface SextantPrismaOptions {
   /**
    * Operations that take at least this many milliseconds are logged at `warn` as
    * `slow database operation`; `false` turns the log off. Default 500, or
-   * `SEXTANT_PRISMA_SLOW_QUERY_MS` (milliseconds, or `off`).
+   * `SEXTANT_PRISMA_SLOW_QUERY_MS` (milliseconds, or `off`), read from `process.env`.
    */
   slowQueryMs?: number | false;
   /**
-   * `db.system.name` of the spans and metric. Default: read from the client's provider
-   * (`postgresql`, `sqlite`, `mysql`...); set it when that cannot be read.
+   * `db.system.name` of the spans and metric, used instead of the client's provider whenever it
+   * is given. Default: read from the client's provider (`postgresql`, `sqlite`, `mysql`...).
    */
   dbSystemName?: string;
   /**
@@ -40,8 +41,10 @@ export interface PrismaHealthCheckOptions {
 /** Options of {@link registerPgPoolMetrics}. */
 export interface PgPoolMetricsOptions {
   /**
-   * `db_client_connection_pool_name` label value. Default `host:port/database` from the pool's
-   * options; give each pool its own name when several connect to the same database.
+   * `db_client_connection_pool_name` label value. Default `host:port/database`, from the pool's
+   * connection string when it has one (without its user, password or parameters), else from its
+   * `host`, `port` and `database`; give each pool its own name when several connect to the same
+   * database.
    */
   poolName?: string;
 }

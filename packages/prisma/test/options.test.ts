@@ -1,6 +1,7 @@
 import { ERROR_CODES, type Sextant, SextantConfigError } from '@sextant/core';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { prismaHealthCheck, sextantPrisma } from '../src/index.ts';
+import { prismaHealthCheck, registerPgPoolMetrics, sextantPrisma } from '../src/index.ts';
 import { resolveOptions } from '../src/options.ts';
 import { testSextant } from './helpers.ts';
 
@@ -67,5 +68,53 @@ describe('options', () => {
     expect(invalid.message).toBe(
       '@sextant/prisma: SEXTANT_PRISMA_SLOW_QUERY_MS="5s" is invalid: expected milliseconds from 0 to 3600000, or "off"',
     );
+  });
+
+  describe('of registerPgPoolMetrics', () => {
+    // Never connected: validation fails before the pool is read.
+    const pool = new pg.Pool();
+    afterAll(() => pool.end());
+
+    it('rejects options that are not an object, naming what it got', () => {
+      for (const [options, got] of [
+        [null, 'null'],
+        ['replica', 'string replica'],
+        [['replica'], 'an array'],
+      ] as const) {
+        const error = thrown(() => registerPgPoolMetrics(sextant, pool, options as never));
+        expect(error.code).toBe(ERROR_CODES.INVALID_OPTION);
+        expect(error.message).toBe(
+          `@sextant/prisma: registerPgPoolMetrics(): options must be an object, got ${got}`,
+        );
+      }
+    });
+
+    it('rejects an unknown option, naming the known ones', () => {
+      const error = thrown(() => registerPgPoolMetrics(sextant, pool, { name: 'replica' } as never));
+      expect(error.code).toBe(ERROR_CODES.INVALID_OPTION);
+      expect(error.message).toBe(
+        '@sextant/prisma: registerPgPoolMetrics(): unknown option "name"; known options: poolName',
+      );
+    });
+
+    it('rejects an invalid poolName, saying what it got', () => {
+      const expected =
+        '@sextant/prisma: registerPgPoolMetrics(): poolName must be a string of 1 to 128 characters, got';
+      expect(thrown(() => registerPgPoolMetrics(sextant, pool, { poolName: 42 as never })).message).toBe(
+        `${expected} number 42`,
+      );
+      expect(thrown(() => registerPgPoolMetrics(sextant, pool, { poolName: '' })).message).toBe(
+        `${expected} a string of 0 characters`,
+      );
+      expect(thrown(() => registerPgPoolMetrics(sextant, pool, { poolName: 'p'.repeat(129) })).message).toBe(
+        `${expected} a string of 129 characters`,
+      );
+    });
+
+    it('rejects something that is not a pool, saying what it got', () => {
+      expect(thrown(() => registerPgPoolMetrics(sextant, 'postgresql://db/orders' as never)).message).toBe(
+        '@sextant/prisma: registerPgPoolMetrics() expects a pg Pool (totalCount, idleCount and waitingCount numbers), got string postgresql://db/orders',
+      );
+    });
   });
 });

@@ -121,6 +121,28 @@ describe.each(databases)('on $system', ({ system, open, KnownError }) => {
     expect(promtoolCheck(body)).toEqual({ status: 0, problems: '' });
   });
 
+  it('uses the buckets the README documents for the duration', async () => {
+    const prisma = extend();
+    await prisma.job.count({ where: { status: 'buckets' } });
+    const series = `db_system_name="${system}",db_operation_name="count",db_collection_name="Job",error_type=""`;
+    const bounds = (await metricLines(sextant, 'db_client_operation_duration_seconds_bucket'))
+      .filter((line) => line.includes(series))
+      .map((line) => /le="([^"]+)"/.exec(line)?.[1]);
+    expect(bounds).toEqual(['0.001', '0.005', '0.01', '0.05', '0.1', '0.5', '1', '5', '10', '+Inf']);
+  });
+
+  it('uses dbSystemName, when given, instead of the provider', async () => {
+    const prisma = extend({ dbSystemName: 'cockroachdb' });
+    await prisma.job.findFirst({ where: { status: 'override' } });
+    const [span] = dbSpans(sextant);
+    expect(span?.attributes['db.system.name']).toBe('cockroachdb');
+    expect(
+      await metricLines(sextant, 'db_client_operation_duration_seconds_count{db_system_name="cockroachdb"'),
+    ).toEqual([
+      'db_client_operation_duration_seconds_count{db_system_name="cockroachdb",db_operation_name="findFirst",db_collection_name="Job",error_type=""} 1',
+    ]);
+  });
+
   it('marks a unique violation with its Prisma code on the span and the metric, and rethrows it unchanged', async () => {
     const prisma = extend();
     const bare = db.prisma as PostgresClient;
@@ -200,8 +222,16 @@ describe.each(databases)('on $system', ({ system, open, KnownError }) => {
     const spans = dbSpans(sextant);
     expect(spans.map((span) => span.name)).toEqual(['create Job', '$queryRaw']);
     expect(spans[1]!.attributes).toEqual({ 'db.system.name': system, 'db.operation.name': '$queryRaw' });
-    const everything =
-      JSON.stringify(spans.map((s) => [s.attributes, s.events])) + JSON.stringify(logs.records());
+    const records = spans.map((span) =>
+      logs
+        .records()
+        .find((r) => r.msg === 'slow database operation' && r.span_id === span.spanContext().spanId),
+    );
+    expect(records).toEqual([
+      expect.objectContaining({ db_operation_name: 'create', db_collection_name: 'Job' }),
+      expect.objectContaining({ db_operation_name: '$queryRaw', db_collection_name: '' }),
+    ]);
+    const everything = JSON.stringify(spans.map((s) => [s.attributes, s.events])) + JSON.stringify(records);
     expect(everything).not.toContain(SECRET_TOKEN);
     expect(everything).not.toContain(SECRET_EMAIL);
   });
@@ -409,6 +439,134 @@ describe('error messages on postgresql', () => {
   });
 });
 
+describe('raw query text on postgresql', () => {
+  // Values written straight into the SQL, and a parameter's value: none may leave the process.
+  const LITERAL = 'customer-Jane-Doe';
+  const NUMBER = '987654';
+  let sextant: Sextant;
+  let logs: ReturnType<typeof collectLines>;
+  let db: Awaited<ReturnType<typeof openPostgres>>;
+
+  beforeAll(async () => {
+    ({ sextant, logs } = testSextant());
+    db = await openPostgres();
+  });
+  afterAll(async () => {
+    await db?.close();
+    await sextant?.shutdown();
+  });
+  beforeEach(() => {
+    sextant.tracing.resetFinishedSpans();
+  });
+
+  function extend() {
+    return db.prisma.$extends(sextantPrisma(sextant, { includeArgs: true, slowQueryMs: 0 }));
+  }
+
+  /** The query text of the only raw span, after checking that nothing exported quotes a value. */
+  function exportedText(...values: string[]): unknown {
+    const [span, ...others] = dbSpans(sextant);
+    expect(others).toEqual([]);
+    const records = logs.records().filter((record) => record.span_id === span!.spanContext().spanId);
+    expect(records).toEqual([expect.objectContaining({ msg: 'slow database operation' })]);
+    // Ids, times and durations are left out: their digits could match a value by chance.
+    const { time, trace_id, span_id, duration_ms, ...logged } = records[0]!;
+    const everything = JSON.stringify([span!.name, span!.attributes, span!.events, logged]);
+    for (const value of values) expect(everything).not.toContain(value);
+    return span!.attributes['db.query.text'];
+  }
+
+  it('replaces the literals of a $queryRawUnsafe text with ?, and never carries its parameters', async () => {
+    const prisma = extend();
+    const rows = await prisma.$queryRawUnsafe<Array<Record<string, unknown>>>(
+      `SELECT $1::text AS email, '${LITERAL}' AS owner, ${NUMBER} AS pin, $tag$${LITERAL}-2$tag$ AS note, E'it\\'s' AS e WHERE 'a''b' <> 'c'`,
+      SECRET_EMAIL,
+    );
+    expect(rows).toEqual([
+      { email: SECRET_EMAIL, owner: LITERAL, pin: Number(NUMBER), note: `${LITERAL}-2`, e: "it's" },
+    ]);
+    expect(exportedText(SECRET_EMAIL, LITERAL, NUMBER, "it's")).toBe(
+      'SELECT $1::text AS email, ? AS owner, ? AS pin, ? AS note, ? AS e WHERE ? <> ?',
+    );
+  });
+
+  it('replaces the literals of $executeRawUnsafe', async () => {
+    const prisma = extend();
+    await prisma.$executeRawUnsafe(`SELECT set_config('application_name', '${LITERAL}', true) -- ${NUMBER}`);
+    expect(exportedText(LITERAL, NUMBER)).toBe('SELECT set_config(?, ?, true) ');
+  });
+
+  it('replaces the literals of a Prisma.raw text', async () => {
+    const prisma = extend();
+    await prisma.$queryRaw(PostgresPrisma.raw(`SELECT 1 AS one WHERE '${LITERAL}' <> 'x' AND ${NUMBER} > 0`));
+    expect(exportedText(LITERAL, NUMBER)).toBe('SELECT ? AS one WHERE ? <> ? AND ? > ?');
+  });
+
+  it("keeps a template's $n placeholders, replacing the literals of its own strings", async () => {
+    const prisma = extend();
+    const statuses = PostgresPrisma.join([LITERAL, 'done']);
+    await prisma.$queryRaw`SELECT ${SECRET_EMAIL} AS email, 42 AS answer WHERE 'queued' NOT IN (${statuses})`;
+    expect(exportedText(SECRET_EMAIL, LITERAL, '42', 'queued')).toBe(
+      'SELECT $1 AS email, ? AS answer WHERE ? NOT IN ($2,$3)',
+    );
+    await prisma.$queryRaw(PostgresPrisma.sql`SELECT ${NUMBER}::int AS n`);
+    expect(dbSpans(sextant).at(-1)!.attributes['db.query.text']).toBe('SELECT $1::int AS n');
+  });
+});
+
+describe("the README's pool set-up on postgresql", () => {
+  let sextant: Sextant;
+  let logs: ReturnType<typeof collectLines>;
+  beforeAll(() => {
+    ({ sextant, logs } = testSextant());
+  });
+  afterAll(async () => {
+    await sextant?.shutdown();
+  });
+
+  it('survives the server dropping an idle connection, and ends the pool at shutdown', async () => {
+    const applicationName = `sextant-readme-${process.pid}-${Date.now()}`;
+    // As in the README's usage section.
+    const pool = new pg.Pool({ connectionString: POSTGRES_URL, application_name: applicationName });
+    pool.on('error', (error) =>
+      sextant.logger.warn(
+        { err: { type: error.name, message: error.message } },
+        'idle database connection lost',
+      ),
+    );
+    const prisma = new PostgresClient({ adapter: new PrismaPg(pool) }).$extends(sextantPrisma(sextant));
+    sextant.onShutdown(async () => {
+      await prisma.$disconnect();
+      await pool.end();
+    });
+
+    await prisma.$queryRawUnsafe('SELECT 1');
+    expect(pool.idleCount).toBe(1);
+    const lost = new Promise((resolve) => pool.once('error', resolve));
+    const admin = new pg.Client({ connectionString: POSTGRES_URL });
+    await admin.connect();
+    try {
+      await admin.query(
+        'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1',
+        [applicationName],
+      );
+    } finally {
+      await admin.end();
+    }
+    await lost;
+    expect(logs.records().find((record) => record.msg === 'idle database connection lost')).toMatchObject({
+      level: 'warn',
+      err: { message: expect.stringContaining('terminating connection') },
+    });
+    // The next query opens a new connection.
+    expect(await prisma.$queryRawUnsafe('SELECT 1 AS one')).toEqual([{ one: 1 }]);
+
+    await sextant.shutdown();
+    expect(pool.ended).toBe(true);
+    expect(pool.totalCount).toBe(0);
+  });
+});
+
 describe('health check against an unreachable database', () => {
   let sextant: Sextant;
   beforeAll(() => {
@@ -479,6 +637,65 @@ describe('pg pool gauges', () => {
     expect(await metricLines(sextant, 'db_client_connection_max')).toEqual([
       'db_client_connection_max{db_client_connection_pool_name="main"} 0',
     ]);
+  });
+
+  it('names connection-string pools by host, port and database, leaving out credentials and parameters', async () => {
+    const url = new URL(POSTGRES_URL);
+    const password = 'pw-Secret-123';
+    const address = `${url.hostname}:${url.port || 5432}`;
+    const testUrl = new URL(POSTGRES_URL);
+    testUrl.password = password;
+    testUrl.search = '?application_name=orders-api';
+    const otherUrl = new URL(POSTGRES_URL);
+    otherUrl.pathname = '/postgres';
+    const pools = [
+      new pg.Pool({ connectionString: testUrl.href, max: 1 }),
+      new pg.Pool({ connectionString: otherUrl.href, max: 1 }),
+    ];
+    const unregister = pools.map((pool) => registerPgPoolMetrics(sextant, pool));
+    try {
+      const databases = await Promise.all(
+        pools.map((pool) => pool.query('SELECT current_database() AS name')),
+      );
+      expect(databases.map(({ rows }) => rows[0].name)).toEqual([url.pathname.slice(1), 'postgres']);
+      const lines = await metricLines(sextant, 'db_client_connection_max');
+      expect(lines).toEqual(
+        expect.arrayContaining([
+          `db_client_connection_max{db_client_connection_pool_name="${address}${url.pathname}"} 1`,
+          `db_client_connection_max{db_client_connection_pool_name="${address}/postgres"} 1`,
+        ]),
+      );
+      const { body } = await sextant.metrics.render();
+      expect(body).not.toContain(password);
+      expect(body).not.toContain('application_name');
+      expect(body).not.toContain(`${url.username}@`);
+    } finally {
+      for (const stop of unregister) stop();
+      await Promise.all(pools.map((pool) => pool.end()));
+    }
+  });
+
+  it('names a socket pool by its host parameter, and falls back on the options for a string that is not a URL', async () => {
+    const socket = new pg.Pool({
+      connectionString: 'postgresql://app:secret@/orders?host=/var/run/postgresql',
+    });
+    const keywords = new pg.Pool({
+      connectionString: '/var/run/postgresql billing',
+      host: 'db.internal',
+      port: 6432,
+    });
+    const unregister = [registerPgPoolMetrics(sextant, socket), registerPgPoolMetrics(sextant, keywords)];
+    try {
+      expect(await metricLines(sextant, 'db_client_connection_max')).toEqual(
+        expect.arrayContaining([
+          'db_client_connection_max{db_client_connection_pool_name="/var/run/postgresql:5432/orders"} 10',
+          'db_client_connection_max{db_client_connection_pool_name="db.internal:6432/"} 10',
+        ]),
+      );
+    } finally {
+      for (const stop of unregister) stop();
+      await Promise.all([socket.end(), keywords.end()]);
+    }
   });
 
   it('refuses a second pool under the same name', () => {
