@@ -1,4 +1,4 @@
-import { context } from '@opentelemetry/api';
+import { context, ROOT_CONTEXT, SpanKind, trace } from '@opentelemetry/api';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createSextant } from './sextant.ts';
 
@@ -32,5 +32,45 @@ describe('http.exchangeOf', () => {
     const exchange = sextant.http.begin({ method: 'GET', url: '/metrics', headers: {} });
     expect(exchange.recorded).toBe(false);
     context.with(exchange.context, () => expect(sextant.http.exchangeOf()).toBeUndefined());
+  });
+});
+
+describe('http.begin and the active span', () => {
+  const remote = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+
+  it('gives each request its own trace when the server started listening inside a span', () => {
+    sextant.tracing.resetFinishedSpans();
+    // traced('startup', () => server.listen(...)): that context follows into every request.
+    const startup = sextant.tracer.startSpan('startup');
+    const [first, second, continued] = context.with(trace.setSpan(ROOT_CONTEXT, startup), () => [
+      sextant.http.begin({ method: 'GET', url: '/a', headers: {} }),
+      sextant.http.begin({ method: 'GET', url: '/b', headers: {} }),
+      sextant.http.begin({ method: 'GET', url: '/c', headers: { traceparent: remote } }),
+    ]);
+    for (const exchange of [first!, second!, continued!]) sextant.http.end(exchange, { statusCode: 200 });
+    startup.end();
+    const spans = sextant.tracing.finishedSpans();
+    const server = spans.filter((span) => span.kind === SpanKind.SERVER);
+    expect(server).toHaveLength(3);
+    const startupTrace = startup.spanContext().traceId;
+    expect(server[0]!.parentSpanContext).toBeUndefined();
+    expect(server[1]!.parentSpanContext).toBeUndefined();
+    expect(server[0]!.spanContext().traceId).not.toBe(startupTrace);
+    expect(server[1]!.spanContext().traceId).not.toBe(server[0]!.spanContext().traceId);
+    expect(server[2]!.parentSpanContext?.spanId).toBe('00f067aa0ba902b7');
+    expect(spans.find((span) => span.name === 'startup')!.attributes).toEqual({});
+  });
+
+  it('joins the server span auto-instrumentation opened for the request instead of opening a second', () => {
+    sextant.tracing.resetFinishedSpans();
+    const opened = sextant.tracer.startSpan('GET', { kind: SpanKind.SERVER });
+    const exchange = context.with(trace.setSpan(ROOT_CONTEXT, opened), () =>
+      sextant.http.begin({ method: 'GET', url: '/orders/7', headers: {} }),
+    );
+    sextant.http.end(exchange, { statusCode: 200, route: '/orders/:id' });
+    opened.end();
+    const spans = sextant.tracing.finishedSpans();
+    expect(spans).toHaveLength(1);
+    expect(spans[0]!.attributes['http.route']).toBe('/orders/:id');
   });
 });

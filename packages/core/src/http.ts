@@ -262,13 +262,16 @@ export function createHttpInstrumentation(deps: HttpInstrumentationDeps): HttpIn
     let span: Span | undefined;
     let parent: Context;
     let joined = false;
-    if (existing?.isRecording()) {
+    const recording = existing?.isRecording() === true;
+    if (recording && isServerSpan(existing!)) {
       // Auto-instrumentation already opened the server span for this request: join it.
       span = existing;
       parent = active;
       joined = true;
     } else {
-      parent = extractContext(request.headers, active === ROOT_CONTEXT ? ROOT_CONTEXT : active);
+      // Any other recording span here was active when the server started listening (the context
+      // follows into every request): no request belongs to it, so it starts from the headers alone.
+      parent = extractContext(request.headers, recording || active === ROOT_CONTEXT ? ROOT_CONTEXT : active);
       if (tracingEnabled) {
         // Assigned rather than written as a literal: computed keys in a literal take V8's slow
         // path (a runtime call per key) on every request.
@@ -422,4 +425,13 @@ export function createHttpInstrumentation(deps: HttpInstrumentationDeps): HttpIn
   }
 
   return { begin, exchangeOf, recordError, end, endOnResponse };
+}
+
+/**
+ * Whether a recording span is a request's server span. The SDK's spans say their kind; a span of
+ * another implementation that does not is taken to be one, as before kinds were read.
+ */
+function isServerSpan(span: Span): boolean {
+  const kind = (span as Span & { kind?: unknown }).kind;
+  return kind === undefined || kind === SpanKind.SERVER;
 }
