@@ -47,6 +47,82 @@ describe('resolveConfig', () => {
     expect(config.endpoints.prefix).toBe('/internal');
   });
 
+  it.each([
+    ['serviceName', { serviceName: 42 }, { OTEL_SERVICE_NAME: 'from-env' }, /option serviceName is 42/],
+    [
+      'tracing.sampler',
+      { tracing: { sampler: 'bogus' } },
+      { OTEL_TRACES_SAMPLER: 'always_on' },
+      /tracing\.sampler/,
+    ],
+    [
+      'tracing.exporter',
+      { tracing: { exporter: 'jaeger' } },
+      { OTEL_TRACES_EXPORTER: 'otlp' },
+      /tracing\.exporter/,
+    ],
+    [
+      'tracing.protocol',
+      { tracing: { protocol: 'grpc' } },
+      { OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' },
+      /tracing\.protocol/,
+    ],
+    ['tracing.enabled', { tracing: { enabled: 'no' } }, { OTEL_SDK_DISABLED: 'true' }, /tracing\.enabled/],
+    [
+      'tracing.batch.maxQueueSize',
+      { tracing: { batch: { maxQueueSize: -5 } } },
+      { OTEL_BSP_MAX_QUEUE_SIZE: '100' },
+      /tracing\.batch\.maxQueueSize is -5/,
+    ],
+    [
+      'metrics.seriesLimit',
+      { metrics: { seriesLimit: 0 } },
+      { SEXTANT_METRICS_SERIES_LIMIT: '10' },
+      /metrics\.seriesLimit/,
+    ],
+    [
+      'shutdown.timeoutMs',
+      { shutdown: { timeoutMs: 'soon' } },
+      { SEXTANT_SHUTDOWN_TIMEOUT_MS: '5' },
+      /shutdown\.timeoutMs/,
+    ],
+  ])('refuses an invalid %s in code even where the environment sets it', (_path, options, env, message) => {
+    // The same code must not start where the variable is set and fail where it is not.
+    expect(() => resolve(options as never, env)).toThrow(message);
+    expect(() => resolve(options as never)).toThrow(message);
+  });
+
+  it('refuses a batch size above the queue size in code, naming both', () => {
+    expect(() => resolve({ tracing: { batch: { maxQueueSize: 10, maxExportBatchSize: 100 } } })).toThrow(
+      'option tracing.batch.maxExportBatchSize is 100: expected at most tracing.batch.maxQueueSize (10)',
+    );
+    // From the environment it is capped, as the specification says.
+    const { config } = resolve({}, { OTEL_BSP_MAX_QUEUE_SIZE: '10', OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '100' });
+    expect(config.tracing.batch).toMatchObject({ maxQueueSize: 10, maxExportBatchSize: 10 });
+  });
+
+  it('takes version, environment and instance from OTEL_RESOURCE_ATTRIBUTES below their own options and variables', () => {
+    const attributes =
+      'service.name=checkout,service.version=1.4.2,deployment.environment.name=prod,service.instance.id=pod-7';
+    const { config } = resolve({}, { OTEL_RESOURCE_ATTRIBUTES: attributes, NODE_ENV: 'production' });
+    // What the logs and the health report carry: the same as the spans' resource.
+    expect(config).toMatchObject({
+      serviceName: 'checkout',
+      serviceVersion: '1.4.2',
+      environment: 'prod',
+      serviceInstanceId: 'pod-7',
+    });
+    const explicit = resolve(
+      { serviceVersion: '2.0.0', serviceInstanceId: 'vm-1' },
+      { OTEL_RESOURCE_ATTRIBUTES: attributes, SEXTANT_ENVIRONMENT: 'staging' },
+    ).config;
+    expect(explicit).toMatchObject({
+      serviceVersion: '2.0.0',
+      environment: 'staging',
+      serviceInstanceId: 'vm-1',
+    });
+  });
+
   it('reads the per-signal OTLP variables, which win over the general ones', () => {
     const general = resolve({}, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/' }).config.tracing;
     expect(general.tracesUrl).toBe('http://collector:4318/v1/traces');

@@ -450,6 +450,15 @@ function otelKeyValueList(reader: Reader, name: string): Record<string, string> 
 
 const URL_ALLOWED = 'an absolute http:// or https:// URL';
 
+/**
+ * The environment's value when it is set, else the option's. Both arguments are evaluated, so an
+ * invalid option in code throws whether or not the variable is set: a configuration that starts
+ * where the variable is set must not fail where it is not.
+ */
+function envOr<T>(fromEnv: T | undefined, fromOption: T | undefined): T | undefined {
+  return fromEnv ?? fromOption;
+}
+
 function isHttpUrl(text: string): boolean {
   try {
     const url = new URL(text);
@@ -460,6 +469,7 @@ function isHttpUrl(text: string): boolean {
 }
 
 function resolveExporter(reader: Reader, option: unknown): TracesExporterName | SpanExporter {
+  const fromOption = exporterOption(option);
   const text = envValue(reader.env, 'OTEL_TRACES_EXPORTER');
   if (text !== undefined) {
     // The variable may list several exporters; Sextant takes the first it knows.
@@ -468,6 +478,10 @@ function resolveExporter(reader: Reader, option: unknown): TracesExporterName | 
     if (known) return known;
     otelInvalid(reader, 'OTEL_TRACES_EXPORTER', text, `one of ${EXPORTERS.join(', ')}`);
   }
+  return fromOption;
+}
+
+function exporterOption(option: unknown): TracesExporterName | SpanExporter {
   if (option === undefined) return DEFAULT_OPTIONS.tracing.exporter;
   if (
     typeof option === 'object' &&
@@ -584,17 +598,29 @@ export function resolveConfig(options: SextantOptions = {}): ConfigResolution {
 
   const samplerRatioOption = checkNumber('tracing.samplerRatio', tracingOpts.samplerRatio, 0, 1, false);
   const batchNumber = (key: keyof BatchOptions, envName: string, min: number) =>
-    otelNumber(reader, envName, min, Number.MAX_SAFE_INTEGER, true) ??
-    checkNumber(`tracing.batch.${key}`, batchOpts[key], min, Number.MAX_SAFE_INTEGER, true) ??
-    DEFAULT_OPTIONS.tracing.batch[key];
+    envOr(
+      otelNumber(reader, envName, min, Number.MAX_SAFE_INTEGER, true),
+      checkNumber(`tracing.batch.${key}`, batchOpts[key], min, Number.MAX_SAFE_INTEGER, true),
+    ) ?? DEFAULT_OPTIONS.tracing.batch[key];
   const batch: BatchOptions = {
     maxQueueSize: batchNumber('maxQueueSize', 'OTEL_BSP_MAX_QUEUE_SIZE', 1),
     maxExportBatchSize: batchNumber('maxExportBatchSize', 'OTEL_BSP_MAX_EXPORT_BATCH_SIZE', 1),
     scheduledDelayMillis: batchNumber('scheduledDelayMillis', 'OTEL_BSP_SCHEDULE_DELAY', 0),
     exportTimeoutMillis: batchNumber('exportTimeoutMillis', 'OTEL_BSP_EXPORT_TIMEOUT', 0),
   };
+  // Both checked above as integers when given.
+  const codeBatchSize = batchOpts.maxExportBatchSize as number | undefined;
+  const codeQueueSize = batchOpts.maxQueueSize as number | undefined;
+  if (codeBatchSize !== undefined && codeQueueSize !== undefined && codeBatchSize > codeQueueSize) {
+    optionInvalid(
+      'tracing.batch.maxExportBatchSize',
+      codeBatchSize,
+      `at most tracing.batch.maxQueueSize (${codeQueueSize})`,
+    );
+  }
   if (batch.maxExportBatchSize > batch.maxQueueSize) {
-    // The specification: the batch size must not exceed the queue size.
+    // The specification: the batch size must not exceed the queue size (from the environment,
+    // or a code option against the default or the environment's queue size, it is capped).
     batch.maxExportBatchSize = batch.maxQueueSize;
   }
 
@@ -663,21 +689,30 @@ export function resolveConfig(options: SextantOptions = {}): ConfigResolution {
 
   const config: ResolvedConfig = {
     serviceName:
-      envValue(env, 'OTEL_SERVICE_NAME') ??
-      checkString('serviceName', root.serviceName) ??
+      envOr(envValue(env, 'OTEL_SERVICE_NAME'), checkString('serviceName', root.serviceName)) ??
       resourceAttributes['service.name'] ??
       DEFAULT_OPTIONS.serviceName,
+    // OTEL_RESOURCE_ATTRIBUTES may name these too: below the dedicated variable and option, as
+    // for service.name, so that logs, health and spans all say the same.
     serviceVersion:
-      envValue(env, 'SEXTANT_SERVICE_VERSION') ?? checkString('serviceVersion', root.serviceVersion),
+      envOr(envValue(env, 'SEXTANT_SERVICE_VERSION'), checkString('serviceVersion', root.serviceVersion)) ??
+      resourceAttributes['service.version'],
     environment:
-      envValue(env, 'SEXTANT_ENVIRONMENT') ??
-      checkString('environment', root.environment) ??
+      envOr(envValue(env, 'SEXTANT_ENVIRONMENT'), checkString('environment', root.environment)) ??
+      resourceAttributes['deployment.environment.name'] ??
       envValue(env, 'NODE_ENV') ??
       DEFAULT_OPTIONS.environment,
-    serviceInstanceId: checkString('serviceInstanceId', root.serviceInstanceId) ?? crypto.randomUUID(),
+    serviceInstanceId:
+      checkString('serviceInstanceId', root.serviceInstanceId) ??
+      resourceAttributes['service.instance.id'] ??
+      crypto.randomUUID(),
     resourceAttributes: Object.freeze(resourceAttributes),
     tracing: Object.freeze({
-      enabled: sdkDisabled === true ? false : (checkBoolean('tracing.enabled', tracingOpts.enabled) ?? true),
+      enabled:
+        envOr(
+          sdkDisabled === true ? false : undefined,
+          checkBoolean('tracing.enabled', tracingOpts.enabled),
+        ) ?? true,
       exporter: resolveExporter(reader, tracingOpts.exporter),
       endpoint: resolvedEndpoint,
       tracesUrl: tracesUrl ?? `${resolvedEndpoint.replace(/\/+$/, '')}/v1/traces`,
@@ -686,52 +721,59 @@ export function resolveConfig(options: SextantOptions = {}): ConfigResolution {
         otelNumber(reader, 'OTEL_EXPORTER_OTLP_TIMEOUT', 1, 3_600_000, true) ??
         10_000,
       protocol:
-        otelOneOf(reader, 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', PROTOCOLS) ??
-        otelOneOf(reader, 'OTEL_EXPORTER_OTLP_PROTOCOL', PROTOCOLS) ??
-        checkOneOf('tracing.protocol', tracingOpts.protocol, PROTOCOLS) ??
-        DEFAULT_OPTIONS.tracing.protocol,
+        envOr(
+          otelOneOf(reader, 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', PROTOCOLS) ??
+            otelOneOf(reader, 'OTEL_EXPORTER_OTLP_PROTOCOL', PROTOCOLS),
+          checkOneOf('tracing.protocol', tracingOpts.protocol, PROTOCOLS),
+        ) ?? DEFAULT_OPTIONS.tracing.protocol,
       headers: Object.freeze({
         ...checkStringRecord('tracing.headers', tracingOpts.headers),
         ...otelKeyValueList(reader, 'OTEL_EXPORTER_OTLP_HEADERS'),
         ...otelKeyValueList(reader, 'OTEL_EXPORTER_OTLP_TRACES_HEADERS'),
       }),
       sampler:
-        otelOneOf(reader, 'OTEL_TRACES_SAMPLER', SAMPLERS) ??
-        checkOneOf('tracing.sampler', tracingOpts.sampler, SAMPLERS) ??
-        DEFAULT_OPTIONS.tracing.sampler,
+        envOr(
+          otelOneOf(reader, 'OTEL_TRACES_SAMPLER', SAMPLERS),
+          checkOneOf('tracing.sampler', tracingOpts.sampler, SAMPLERS),
+        ) ?? DEFAULT_OPTIONS.tracing.sampler,
       samplerRatio:
         otelNumber(reader, 'OTEL_TRACES_SAMPLER_ARG', 0, 1, false) ??
         samplerRatioOption ??
         DEFAULT_OPTIONS.tracing.samplerRatio,
       batch: Object.freeze(batch),
       attributeValueLengthLimit:
-        otelNumber(reader, 'OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT', 1, Number.MAX_SAFE_INTEGER, true) ??
-        checkNumber(
-          'tracing.attributeValueLengthLimit',
-          tracingOpts.attributeValueLengthLimit,
-          1,
-          Number.MAX_SAFE_INTEGER,
-          true,
-        ) ??
-        DEFAULT_OPTIONS.tracing.attributeValueLengthLimit,
+        envOr(
+          otelNumber(reader, 'OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT', 1, Number.MAX_SAFE_INTEGER, true),
+          checkNumber(
+            'tracing.attributeValueLengthLimit',
+            tracingOpts.attributeValueLengthLimit,
+            1,
+            Number.MAX_SAFE_INTEGER,
+            true,
+          ),
+        ) ?? DEFAULT_OPTIONS.tracing.attributeValueLengthLimit,
     }),
     metrics: Object.freeze({
       enabled:
-        sextantBoolean(env, 'SEXTANT_METRICS_ENABLED') ??
-        checkBoolean('metrics.enabled', metricsOpts.enabled) ??
-        DEFAULT_OPTIONS.metrics.enabled,
+        envOr(
+          sextantBoolean(env, 'SEXTANT_METRICS_ENABLED'),
+          checkBoolean('metrics.enabled', metricsOpts.enabled),
+        ) ?? DEFAULT_OPTIONS.metrics.enabled,
       defaultMetrics:
-        sextantBoolean(env, 'SEXTANT_METRICS_DEFAULT') ??
-        checkBoolean('metrics.defaultMetrics', metricsOpts.defaultMetrics) ??
-        DEFAULT_OPTIONS.metrics.defaultMetrics,
+        envOr(
+          sextantBoolean(env, 'SEXTANT_METRICS_DEFAULT'),
+          checkBoolean('metrics.defaultMetrics', metricsOpts.defaultMetrics),
+        ) ?? DEFAULT_OPTIONS.metrics.defaultMetrics,
       seriesLimit:
-        sextantNumber(env, 'SEXTANT_METRICS_SERIES_LIMIT', 1, 1_000_000, true) ??
-        checkNumber('metrics.seriesLimit', metricsOpts.seriesLimit, 1, 1_000_000, true) ??
-        DEFAULT_OPTIONS.metrics.seriesLimit,
+        envOr(
+          sextantNumber(env, 'SEXTANT_METRICS_SERIES_LIMIT', 1, 1_000_000, true),
+          checkNumber('metrics.seriesLimit', metricsOpts.seriesLimit, 1, 1_000_000, true),
+        ) ?? DEFAULT_OPTIONS.metrics.seriesLimit,
       collectTimeoutMs:
-        sextantNumber(env, 'SEXTANT_METRICS_COLLECT_TIMEOUT_MS', 1, 60_000, true) ??
-        checkNumber('metrics.collectTimeoutMs', metricsOpts.collectTimeoutMs, 1, 60_000, true) ??
-        DEFAULT_OPTIONS.metrics.collectTimeoutMs,
+        envOr(
+          sextantNumber(env, 'SEXTANT_METRICS_COLLECT_TIMEOUT_MS', 1, 60_000, true),
+          checkNumber('metrics.collectTimeoutMs', metricsOpts.collectTimeoutMs, 1, 60_000, true),
+        ) ?? DEFAULT_OPTIONS.metrics.collectTimeoutMs,
       httpDurationBuckets: Object.freeze([
         ...((httpBuckets as number[] | undefined) ?? HTTP_DURATION_BUCKETS),
       ]),
@@ -741,19 +783,20 @@ export function resolveConfig(options: SextantOptions = {}): ConfigResolution {
       destination: destination as DestinationStream | undefined,
       redactKeys: Object.freeze([...((redactKeys as string[] | undefined) ?? [])]),
       accessLog:
-        sextantBoolean(env, 'SEXTANT_ACCESS_LOG') ??
-        checkBoolean('logs.accessLog', logsOpts.accessLog) ??
-        DEFAULT_OPTIONS.logs.accessLog,
+        envOr(
+          sextantBoolean(env, 'SEXTANT_ACCESS_LOG'),
+          checkBoolean('logs.accessLog', logsOpts.accessLog),
+        ) ?? DEFAULT_OPTIONS.logs.accessLog,
       sync:
-        sextantBoolean(env, 'SEXTANT_LOG_SYNC') ??
-        checkBoolean('logs.sync', logsOpts.sync) ??
+        envOr(sextantBoolean(env, 'SEXTANT_LOG_SYNC'), checkBoolean('logs.sync', logsOpts.sync)) ??
         DEFAULT_OPTIONS.logs.sync,
     }),
     health: Object.freeze({
       checkTimeoutMs:
-        sextantNumber(env, 'SEXTANT_HEALTH_TIMEOUT_MS', 1, 600_000, true) ??
-        checkNumber('health.checkTimeoutMs', healthOpts.checkTimeoutMs, 1, 600_000, true) ??
-        DEFAULT_OPTIONS.health.checkTimeoutMs,
+        envOr(
+          sextantNumber(env, 'SEXTANT_HEALTH_TIMEOUT_MS', 1, 600_000, true),
+          checkNumber('health.checkTimeoutMs', healthOpts.checkTimeoutMs, 1, 600_000, true),
+        ) ?? DEFAULT_OPTIONS.health.checkTimeoutMs,
       eventLoopLagThresholdMs:
         checkNumber(
           'health.eventLoopLagThresholdMs',
@@ -779,17 +822,22 @@ export function resolveConfig(options: SextantOptions = {}): ConfigResolution {
     }),
     endpoints: Object.freeze({
       prefix: prefix ?? DEFAULT_OPTIONS.endpoints.prefix,
-      token: envValue(env, 'SEXTANT_ENDPOINTS_TOKEN') ?? checkString('endpoints.token', endpointsOpts.token),
+      token: envOr(
+        envValue(env, 'SEXTANT_ENDPOINTS_TOKEN'),
+        checkString('endpoints.token', endpointsOpts.token),
+      ),
     }),
     shutdown: Object.freeze({
       handleSignals:
-        sextantBoolean(env, 'SEXTANT_HANDLE_SIGNALS') ??
-        checkBoolean('shutdown.handleSignals', shutdownOpts.handleSignals) ??
-        DEFAULT_OPTIONS.shutdown.handleSignals,
+        envOr(
+          sextantBoolean(env, 'SEXTANT_HANDLE_SIGNALS'),
+          checkBoolean('shutdown.handleSignals', shutdownOpts.handleSignals),
+        ) ?? DEFAULT_OPTIONS.shutdown.handleSignals,
       timeoutMs:
-        sextantNumber(env, 'SEXTANT_SHUTDOWN_TIMEOUT_MS', 0, 3_600_000, true) ??
-        checkNumber('shutdown.timeoutMs', shutdownOpts.timeoutMs, 0, 3_600_000, true) ??
-        DEFAULT_OPTIONS.shutdown.timeoutMs,
+        envOr(
+          sextantNumber(env, 'SEXTANT_SHUTDOWN_TIMEOUT_MS', 0, 3_600_000, true),
+          checkNumber('shutdown.timeoutMs', shutdownOpts.timeoutMs, 0, 3_600_000, true),
+        ) ?? DEFAULT_OPTIONS.shutdown.timeoutMs,
     }),
     internalErrorLogIntervalMs:
       checkNumber('internalErrorLogIntervalMs', root.internalErrorLogIntervalMs, 0, 86_400_000, true) ??

@@ -96,7 +96,7 @@ describe('createTracing', () => {
     expect(typeof attributes['telemetry.sdk.version']).toBe('string');
   });
 
-  it('lets resource attributes name the environment and instance, which config cannot tell from defaults', () => {
+  it('lets resource attributes name the environment and instance where no option or variable does', () => {
     const tracing = start({
       resourceAttributes: { 'deployment.environment.name': 'staging', 'service.instance.id': 'vm-3' },
     });

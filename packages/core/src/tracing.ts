@@ -300,11 +300,11 @@ function registeredProvider(): ApiTracerProvider | undefined {
 function createResource(config: ResolvedConfig): Resource {
   return defaultResource().merge(
     resourceFromAttributes({
+      ...config.resourceAttributes,
+      // Resolved from the options, the environment and the attributes above, in that order: the
+      // same values the logs and health report carry.
       [ATTR_SERVICE_INSTANCE_ID]: config.serviceInstanceId,
       [ATTR_DEPLOYMENT_ENVIRONMENT_NAME]: config.environment,
-      // OTEL_RESOURCE_ATTRIBUTES may name the environment or instance; config cannot tell a
-      // default from a choice for those, so the explicit attributes win over them.
-      ...config.resourceAttributes,
       [ATTR_SERVICE_NAME]: config.serviceName,
       ...(config.serviceVersion === undefined ? {} : { [ATTR_SERVICE_VERSION]: config.serviceVersion }),
     }),
