@@ -37,6 +37,11 @@ export interface Sextant {
   readonly errors: InternalErrorSink;
   /** The redaction the logger applies (built-in keys plus `logs.redactKeys`), for adapters that record values. */
   readonly redactor: Redactor;
+  /**
+   * A variable of the environment Sextant was configured from (the `env` option, else
+   * `process.env`), for adapters that read `SEXTANT_*` variables of their own.
+   */
+  readEnv(name: string): string | undefined;
   /** Logs a business event (`order.placed`) as one record, with the active ids. */
   event(name: string, fields?: Record<string, unknown>): void;
   /**
@@ -164,6 +169,7 @@ export function createSextant(options: SextantOptions = {}): Sextant {
     errors,
     redactor,
     event: (name, fields) => logBusinessEvent(logger, name, fields),
+    readEnv: (name) => (options.env ?? process.env)[name],
     onShutdownStart: (hook) => {
       shutdownStartHooks.push(hook);
     },

@@ -165,7 +165,8 @@ function rawQueryText(args: unknown): string | undefined {
  */
 export function sextantPrisma(sextant: Sextant, options?: SextantPrismaOptions): SextantPrismaExtension {
   assertSextant(sextant, 'sextantPrisma');
-  const resolved = resolveOptions(options);
+  // The environment the application configured Sextant from (`createSextant({ env })`).
+  const resolved = resolveOptions(options, (name) => sextant.readEnv(name));
   const histogram = sextant.metrics.histogram(METRICS.dbClientOperationDuration);
   const redactor = resolved.includeArgs ? sextant.redactor : undefined;
   return function extendWithSextant(client: ExtendablePrismaClient) {

@@ -51,8 +51,8 @@ function isValidThreshold(value: number): boolean {
   return Number.isFinite(value) && value >= 0 && value <= MAX_SLOW_QUERY_MS;
 }
 
-function slowQueryFromEnv(env: NodeJS.ProcessEnv): number | undefined {
-  const raw = env[SLOW_QUERY_ENV];
+function slowQueryFromEnv(readEnv: (name: string) => string | undefined): number | undefined {
+  const raw = readEnv(SLOW_QUERY_ENV);
   if (raw === undefined || raw.trim() === '') return undefined;
   const text = raw.trim();
   if (text.toLowerCase() === 'off') return Number.POSITIVE_INFINITY;
@@ -69,7 +69,7 @@ function slowQueryFromEnv(env: NodeJS.ProcessEnv): number | undefined {
 /** Merges options over the defaults, then the environment over both; throws a coded error for anything invalid. */
 export function resolveOptions(
   options: SextantPrismaOptions | undefined,
-  env: NodeJS.ProcessEnv = process.env,
+  readEnv: (name: string) => string | undefined = (name) => process.env[name],
 ): ResolvedPrismaOptions {
   if (options !== undefined && (typeof options !== 'object' || options === null || Array.isArray(options))) {
     fail(`options must be an object, got ${describeValue(options)}`);
@@ -107,7 +107,7 @@ export function resolveOptions(
   const fromCode = slowQueryMs === false ? Number.POSITIVE_INFINITY : slowQueryMs;
   return Object.freeze({
     includeArgs: includeArgs ?? DEFAULT_OPTIONS.includeArgs,
-    slowQueryMs: slowQueryFromEnv(env) ?? fromCode ?? DEFAULT_OPTIONS.slowQueryMs,
+    slowQueryMs: slowQueryFromEnv(readEnv) ?? fromCode ?? DEFAULT_OPTIONS.slowQueryMs,
     dbSystemName,
     spans: spans ?? DEFAULT_OPTIONS.spans,
   });

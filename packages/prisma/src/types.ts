@@ -12,7 +12,8 @@ export interface SextantPrismaOptions {
   /**
    * Operations that take at least this many milliseconds are logged at `warn` as
    * `slow database operation`; `false` turns the log off. Default 500, or
-   * `SEXTANT_PRISMA_SLOW_QUERY_MS` (milliseconds, or `off`), read from `process.env`.
+   * `SEXTANT_PRISMA_SLOW_QUERY_MS` (milliseconds, or `off`), read from the environment Sextant was
+   * created with (`createSextant({ env })`, else `process.env`).
    */
   slowQueryMs?: number | false;
   /**

@@ -15,6 +15,9 @@ function thrown(fn: () => unknown): SextantConfigError {
   throw new Error('expected a SextantConfigError');
 }
 
+/** An environment as `sextant.readEnv` reads it. */
+const envOf = (vars: Record<string, string>) => (name: string) => vars[name];
+
 describe('options', () => {
   let sextant: Sextant;
   beforeAll(() => {
@@ -54,16 +57,16 @@ describe('options', () => {
   });
 
   it('reads the slow-query threshold from SEXTANT_PRISMA_SLOW_QUERY_MS, over the option', () => {
-    expect(resolveOptions({ slowQueryMs: 50 }, {}).slowQueryMs).toBe(50);
-    expect(resolveOptions({}, {}).slowQueryMs).toBe(500);
-    expect(resolveOptions({ slowQueryMs: false }, {}).slowQueryMs).toBe(Number.POSITIVE_INFINITY);
-    expect(resolveOptions({ slowQueryMs: 50 }, { SEXTANT_PRISMA_SLOW_QUERY_MS: '250' }).slowQueryMs).toBe(
-      250,
-    );
-    expect(resolveOptions({}, { SEXTANT_PRISMA_SLOW_QUERY_MS: 'off' }).slowQueryMs).toBe(
+    expect(resolveOptions({ slowQueryMs: 50 }, envOf({})).slowQueryMs).toBe(50);
+    expect(resolveOptions({}, envOf({})).slowQueryMs).toBe(500);
+    expect(resolveOptions({ slowQueryMs: false }, envOf({})).slowQueryMs).toBe(Number.POSITIVE_INFINITY);
+    expect(
+      resolveOptions({ slowQueryMs: 50 }, envOf({ SEXTANT_PRISMA_SLOW_QUERY_MS: '250' })).slowQueryMs,
+    ).toBe(250);
+    expect(resolveOptions({}, envOf({ SEXTANT_PRISMA_SLOW_QUERY_MS: 'off' })).slowQueryMs).toBe(
       Number.POSITIVE_INFINITY,
     );
-    const invalid = thrown(() => resolveOptions({}, { SEXTANT_PRISMA_SLOW_QUERY_MS: '5s' }));
+    const invalid = thrown(() => resolveOptions({}, envOf({ SEXTANT_PRISMA_SLOW_QUERY_MS: '5s' })));
     expect(invalid.code).toBe(ERROR_CODES.INVALID_ENV);
     expect(invalid.message).toBe(
       '@sextant/prisma: SEXTANT_PRISMA_SLOW_QUERY_MS="5s" is invalid: expected milliseconds from 0 to 3600000, or "off"',

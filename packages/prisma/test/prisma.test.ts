@@ -195,6 +195,21 @@ describe.each(databases)('on $system', ({ system, open, KnownError }) => {
     expect(record).not.toHaveProperty('args');
   });
 
+  it('reads SEXTANT_PRISMA_SLOW_QUERY_MS from the environment Sextant was created with, not process.env', async () => {
+    const configured = testSextant({ env: { SEXTANT_PRISMA_SLOW_QUERY_MS: '0' } });
+    try {
+      const prisma = (db.prisma as PostgresClient).$extends(
+        sextantPrisma(configured.sextant, { slowQueryMs: false }),
+      );
+      await prisma.job.count();
+      expect(configured.logs.records().filter((r) => r.msg === 'slow database operation')).toEqual([
+        expect.objectContaining({ db_operation_name: 'count', slow_query_threshold_ms: 0 }),
+      ]);
+    } finally {
+      await configured.sextant.shutdown();
+    }
+  });
+
   it("with spans: false, records the duration and logs slow operations under the caller's span, starting none", async () => {
     const prisma = extend({ spans: false, slowQueryMs: 0 });
     const series = `db_client_operation_duration_seconds_count{db_system_name="${system}",db_operation_name="aggregate",db_collection_name="Job",error_type=""}`;
