@@ -179,7 +179,12 @@ const NOOP_SPAN: BullMQSpan<Context> = Object.freeze({
   end() {},
 });
 
-/** The span of an attempt's retry bookkeeping: the metadata BullMQ rewrites stays the producer's. */
+/**
+ * The span of an attempt's retry bookkeeping. BullMQ 6 writes the retry's context into the job
+ * hash's `tm` field and does not read it back (every attempt reads `opts.telemetry.metadata`, the
+ * producer's); what it writes is made the producer's metadata too, so that a release that reads it
+ * keeps retries the producer's children instead of chaining each to the attempt before.
+ */
 const KEEP_SOURCE_SPAN: BullMQSpan<Context> = Object.freeze({
   ...NOOP_SPAN,
   setSpanOnContext: (ctx: Context) => ctx.setValue(kKeepSourceMetadata, true),

@@ -443,6 +443,84 @@ describe('producer to consumer', () => {
     expect(last!.status.code).not.toBe(SpanStatusCode.ERROR);
   });
 
+  it("ends a job's last failing attempt as failed, and one the processor moved itself as other", async () => {
+    const { name, queue, startWorker } = setup();
+    let deferred = false;
+    startWorker(async (job: Job, token?: string) => {
+      if (job.name === 'defer' && !deferred) {
+        deferred = true;
+        await job.moveToDelayed(Date.now() + 20, token);
+        throw new DelayedError();
+      }
+      if (job.name === 'doomed') throw new RangeError('never works');
+      return 'ok';
+    });
+    await queue.add('doomed', {}, { attempts: 1 });
+    await queue.add('defer', {});
+    const attempts = await waitFor(
+      () => processSpans(name).length === 3 && processSpans(name),
+      'three attempts',
+    );
+    const outcomes = (jobName: string) =>
+      attempts
+        .filter((span) => span.attributes['bullmq.job.name'] === jobName)
+        .map((span) => [
+          span.attributes['bullmq.job.outcome'],
+          span.status.code,
+          span.attributes['error.type'],
+        ]);
+    expect(outcomes('doomed')).toEqual([['failed', SpanStatusCode.ERROR, 'RangeError']]);
+    // Moving its own job is no error: the attempt just did not finish the job.
+    expect(outcomes('defer')).toEqual([
+      ['other', SpanStatusCode.UNSET, undefined],
+      ['completed', SpanStatusCode.UNSET, undefined],
+    ]);
+    const body = (await sextant.metrics.render()).body;
+    const outcomeCount = (outcome: string) =>
+      body
+        .split('\n')
+        .find(
+          (line) =>
+            line.startsWith('messaging_job_outcomes_total{') &&
+            line.includes(`messaging_destination_name="${name}"`) &&
+            line.includes(`outcome="${outcome}"`),
+        );
+    expect(outcomeCount('failed')).toMatch(/ 1$/);
+    expect(outcomeCount('other')).toMatch(/ 1$/);
+    expect(outcomeCount('completed')).toMatch(/ 1$/);
+  });
+
+  it('starts a new trace and request id at each attempt of a job added with omitContext', async () => {
+    const { name, queue, startWorker } = setup();
+    const seen: Array<string | undefined> = [];
+    let calls = 0;
+    startWorker(async () => {
+      seen.push(getRequestId());
+      calls += 1;
+      if (calls === 1) throw new Error('once');
+      return 'ok';
+    });
+    await runWithRequestId('req-omitted', () =>
+      sextant.tracer.startActiveSpan('POST /quiet', async (span) => {
+        await queue.add('quiet', {}, { attempts: 2, telemetry: { omitContext: true } });
+        span.end();
+      }),
+    );
+    const attempts = await waitFor(
+      () => processSpans(name).length === 2 && processSpans(name),
+      'two attempts',
+    );
+    const request = spansNamed(sextant, 'POST /quiet')[0]!;
+    for (const attempt of attempts) {
+      expect(attempt.parentSpanContext).toBeUndefined();
+      expect(attempt.spanContext().traceId).not.toBe(request.spanContext().traceId);
+    }
+    expect(attempts[0]!.spanContext().traceId).not.toBe(attempts[1]!.spanContext().traceId);
+    expect(seen).toHaveLength(2);
+    expect(seen).not.toContain('req-omitted');
+    expect(seen[0]).not.toBe(seen[1]);
+  });
+
   it('links instead of parenting on a queue configured for links', async () => {
     const prefix = uniquePrefix();
     prefixes.push(prefix);
