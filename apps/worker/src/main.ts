@@ -20,6 +20,7 @@ import { createMetricsServer } from './metrics-server.ts';
 import { createProcessor } from './processor.ts';
 import { readWorkerSettings, WorkerConfigError, type WorkerSettings } from './settings.ts';
 import { createSolver } from './solver/index.ts';
+import { SolverConfigError } from './solver/settings.ts';
 import { createStoreOutageGate } from './store-outage.ts';
 
 const sextant = createSextant({ serviceName: 'worker', shutdown: { handleSignals: true } });
@@ -36,6 +37,18 @@ function readSettings(): WorkerSettings {
 
 const { metricsPort, concurrency } = readSettings();
 
+// Read before anything opens: a bad QUANTUM_* value stops start-up with one fatal record.
+function startSolver(): ReturnType<typeof createSolver> {
+  try {
+    return createSolver(sextant);
+  } catch (error) {
+    if (!(error instanceof SolverConfigError)) throw error;
+    sextant.logger.fatal({ [error.variable]: process.env[error.variable] }, error.message);
+    process.exit(1);
+  }
+}
+const solver = startSolver();
+
 // The metrics server listens first: while the store migrates or Redis is away, probes still answer.
 const server = createMetricsServer(sextant);
 server.on('error', (error) => {
@@ -50,7 +63,6 @@ const store = await createJobStore(sextant).catch((error: unknown) => {
   sextant.logger.fatal({ err: error }, 'could not open the job store');
   process.exit(1);
 });
-const solver = createSolver(sextant);
 // The producer's queue object, for the depth gauge and the Redis health check.
 const queue = createJobQueue(sextant);
 const stopDepth = observeQueueDepth(sextant, queue);

@@ -87,6 +87,7 @@ describe('the worker process', () => {
   it.each([
     ['WORKER_CONCURRENCY', '0'],
     ['METRICS_PORT', 'abc'],
+    ['QUANTUM_TIMEOUT_MS', 'soon'],
   ])(
     'exits with code 1 after a fatal record for %s=%j, before opening the store',
     async (variable, value) => {
