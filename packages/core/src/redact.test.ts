@@ -350,6 +350,35 @@ describe('safe copy', () => {
     expect(copy(new Hostile()).message).toBe('[Unreadable]');
   });
 
+  it("leaves out the payloads libraries hang on errors: a malformed request's raw body, an HTTP client's request and response", () => {
+    // What body-parser throws for `{"username":"alice","password":"hunter2",` (cut short).
+    const parseError = Object.assign(new SyntaxError('Unexpected end of JSON input'), {
+      status: 400,
+      type: 'entity.parse.failed',
+      body: '{"username":"alice","password":"hunter2",',
+      rawBody: Buffer.from('{"password":"hunter2"'),
+    });
+    const logged = copy(parseError) as Record<string, unknown>;
+    expect(logged).toMatchObject({
+      type: 'SyntaxError',
+      message: 'Unexpected end of JSON input',
+      status: 400,
+    });
+    expect(logged).not.toHaveProperty('body');
+    expect(logged).not.toHaveProperty('rawBody');
+    expect(JSON.stringify(logged)).not.toContain('hunter2');
+    // An HTTP client's error (axios' shape): the request's headers and the response's body.
+    const clientError = Object.assign(new Error('Request failed with status code 401'), {
+      code: 'ERR_BAD_REQUEST',
+      config: { url: '/v1/charges', headers: { 'X-Custom-Auth': 'opaque-credential-1234' } },
+      request: { path: '/v1/charges' },
+      response: { status: 401, data: 'customer 4111 1111 1111 1111 refused' },
+    });
+    const client = copy(clientError) as Record<string, unknown>;
+    expect(Object.keys(client).sort()).toEqual(['code', 'message', 'stack', 'type']);
+    expect(JSON.stringify(client)).not.toContain('opaque-credential');
+  });
+
   it('drops what JSON drops and returns primitives as they are', () => {
     expect(copy(undefined)).toBeUndefined();
     expect(copy(() => 1)).toBeUndefined();

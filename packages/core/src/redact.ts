@@ -82,6 +82,14 @@ const BUILT_IN_KEYS: readonly string[] = [
   'cvc',
 ];
 
+/**
+ * Properties libraries hang on errors that hold whole payloads, whose secrets sit inside strings
+ * no key rule can see: body-parser's `body` and `rawBody` (the raw request body of a malformed
+ * JSON request, passwords included), HTTP clients' `config`, `request` and `response` (headers,
+ * bodies). They are left out of logged errors.
+ */
+const ERROR_PAYLOAD_KEYS: ReadonlySet<string> = new Set(['body', 'rawBody', 'config', 'request', 'response']);
+
 /** Keys ending with these are secrets too: `db_password`, `csrfToken`, `stripe_secret`, `aws_secret_access_key`. */
 const SENSITIVE_SUFFIXES: readonly string[] = [
   'password',
@@ -289,7 +297,9 @@ export function createRedactor(options: RedactorOptions): Redactor {
       typeof message === 'string' ? copyString(message, walk) : copy(message, depth + 1, walk, true);
     const stack = read(() => error.stack);
     if (typeof stack === 'string') result.stack = copyString(stack, walk);
-    const keys = Object.keys(error).filter((key) => key !== 'type' && key !== 'message' && key !== 'stack');
+    const keys = Object.keys(error).filter(
+      (key) => key !== 'type' && key !== 'message' && key !== 'stack' && !ERROR_PAYLOAD_KEYS.has(key),
+    );
     copyEntries(result, error, keys, depth, walk);
     // `cause` and `errors` are own but not enumerable, so they are read explicitly.
     const cause = read(() => error.cause);
