@@ -139,19 +139,60 @@ describe('traced', () => {
     expect(span.status).toEqual({ code: SpanStatusCode.ERROR, message: 'plain string' });
   });
 
-  it('calls then() of a non-promise thenable exactly once and ends the span when it settles', async () => {
-    let thenCalls = 0;
-    const lazyQuery = {
+  it('hands back a lazy thenable as itself: awaited, its then() runs once in the span, which ends when it settles', async () => {
+    const seen: Array<string | undefined> = [];
+    class LazyQuery {
+      thenCalls = 0;
+      get [Symbol.toStringTag]() {
+        return 'LazyQuery';
+      }
       // biome-ignore lint/suspicious/noThenProperty: a query builder is exactly such a thenable.
-      then(onFulfilled: (rows: number[]) => unknown, _onRejected?: (reason: unknown) => unknown) {
-        thenCalls++;
-        return Promise.resolve([1, 2]).then(onFulfilled);
+      then(onFulfilled: (rows: number[]) => unknown, onRejected?: (reason: unknown) => unknown) {
+        this.thenCalls++;
+        seen.push((trace.getActiveSpan() as unknown as ReadableSpan | undefined)?.name);
+        return Promise.resolve([1, 2]).then(onFulfilled, onRejected);
+      }
+    }
+    const query = new LazyQuery();
+    const returned = traced('query', () => query);
+    // Nothing ran yet, and the caller still holds a LazyQuery.
+    expect(query.thenCalls).toBe(0);
+    expect(returned).toBeInstanceOf(LazyQuery);
+    expect(Object.prototype.toString.call(returned)).toBe('[object LazyQuery]');
+    expect(tracing.finishedSpans()).toHaveLength(0);
+    expect(await returned).toEqual([1, 2]);
+    expect(await returned).toEqual([1, 2]);
+    expect(query.thenCalls).toBe(1);
+    expect(seen).toEqual(['query']);
+    expect(onlySpan().ended).toBe(true);
+  });
+
+  it('ends the span at once when a thenable is taken over another way (a batch transaction), with its own methods intact', async () => {
+    class BatchableQuery {
+      readonly sql = 'SELECT 1';
+      // biome-ignore lint/suspicious/noThenProperty: a Prisma query is exactly such a thenable.
+      then(onFulfilled: (value: string) => unknown) {
+        return Promise.resolve('ran alone').then(onFulfilled);
+      }
+      requestTransaction(batch: string): string {
+        return `${batch}: ${this.sql}`;
+      }
+    }
+    const returned = traced('batched', () => new BatchableQuery());
+    expect(returned.requestTransaction('batch')).toBe('batch: SELECT 1');
+    expect(onlySpan().ended).toBe(true);
+  });
+
+  it('records a lazy thenable that rejects, and rejects with the same error', async () => {
+    const error = new RangeError('no such row');
+    const failing = {
+      // biome-ignore lint/suspicious/noThenProperty: a query builder is exactly such a thenable.
+      then(_onFulfilled: unknown, onRejected: (reason: unknown) => unknown) {
+        return Promise.reject(error).catch(onRejected);
       },
     };
-    const rows = await traced('query', () => lazyQuery);
-    expect(rows).toEqual([1, 2]);
-    expect(thenCalls).toBe(1);
-    expect(onlySpan().ended).toBe(true);
+    await expect(traced('fails', () => failing) as unknown as Promise<unknown>).rejects.toBe(error);
+    expectRecordedError(onlySpan(), 'RangeError', 'no such row');
   });
 
   it('uses the tracer given in options instead of the global one', () => {

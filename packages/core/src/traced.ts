@@ -37,8 +37,11 @@ const NO_OPTIONS: TracedOptions = Object.freeze({});
  * span when it settles; anything else ends it at once. A throw or rejection is recorded on
  * the span (exception event, status ERROR, `error.type`) and passed on unchanged.
  *
- * A native promise is returned as is; another thenable is awaited through `then` exactly
- * once and a promise of its result is returned, so lazy thenables (query builders) run once.
+ * A native promise is returned as is. Another thenable (a query builder, a Prisma query) is
+ * returned as itself, behind a proxy: its type and methods stay (`$transaction([...])` still
+ * takes a Prisma query). Awaiting it calls its `then` once, inside the span's context, and the
+ * span ends when it settles; when another of its methods is called instead (a batch transaction
+ * or a builder takes it over), the span ends then.
  */
 export function traced<T>(name: string, fn: (span: Span) => T, options: TracedOptions = NO_OPTIONS): T {
   const tracer = options.tracer ?? trace.getTracer(TRACER_NAME);
@@ -72,21 +75,55 @@ export function traced<T>(name: string, fn: (span: Span) => T, options: TracedOp
       const settled = options.settle(result, end, context.active());
       if (settled !== undefined) return settled as T;
     }
-    if (isThenable(result)) {
-      return result.then(
-        (value: unknown) => {
-          span.end();
-          return value;
-        },
-        (error: unknown) => {
-          recordSpanError(span, error);
-          span.end();
-          throw error;
-        },
-      ) as T;
-    }
+    if (isThenable(result)) return endWhenAwaited(result, span, context.active()) as T;
     span.end();
     return result;
+  });
+}
+
+type Then = PromiseLike<unknown>['then'];
+
+function endWhenAwaited(thenable: PromiseLike<unknown> & object, span: Span, spanContext: Context): unknown {
+  let ended = false;
+  const end = (error?: unknown) => {
+    if (ended) return;
+    ended = true;
+    if (error !== undefined) recordSpanError(span, error);
+    span.end();
+  };
+  let settled: Promise<unknown> | undefined;
+  // A lazy thenable starts its work when `then` is first called: in the span's context, once.
+  const awaited = (): Promise<unknown> => {
+    settled ??= new Promise<unknown>((resolve, reject) => {
+      context.with(spanContext, () => thenable.then(resolve, reject));
+    }).then(
+      (value) => {
+        end();
+        return value;
+      },
+      (error: unknown) => {
+        end(error);
+        throw error;
+      },
+    );
+    return settled;
+  };
+  const then: Then = (onFulfilled, onRejected) => awaited().then(onFulfilled, onRejected);
+  const catchRejection = (onRejected?: (reason: unknown) => unknown) => awaited().catch(onRejected);
+  const onSettled = (onFinally?: () => void) => awaited().finally(onFinally);
+  return new Proxy(thenable, {
+    get(target, property) {
+      if (property === 'then') return then;
+      if (property === 'catch') return catchRejection;
+      if (property === 'finally') return onSettled;
+      const value: unknown = Reflect.get(target, property, target);
+      if (typeof value !== 'function') return value;
+      // Another method called: something other than an await takes the work over.
+      return (...args: unknown[]) => {
+        end();
+        return (value as (...args: unknown[]) => unknown).apply(target, args);
+      };
+    },
   });
 }
 

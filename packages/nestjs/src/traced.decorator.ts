@@ -36,14 +36,22 @@ function tracedObservable(source: Observable<unknown>, end: (error?: unknown) =>
   });
 }
 
+/**
+ * Only a plain Observable is replaced (by one of the same class). One of another class, a Subject
+ * or BehaviorSubject above all, is handed back as it is, and the span ends at once: callers use its
+ * own API (`next`, `value`), which a replacement would not have.
+ */
 const settleObservable: SettleResult = (result, end, spanContext) =>
-  isObservable(result) ? tracedObservable(result, end, spanContext) : undefined;
+  isObservable(result) && Object.getPrototypeOf(result) === Observable.prototype
+    ? tracedObservable(result, end, spanContext)
+    : undefined;
 
 /**
  * Method decorator for providers and controllers: each call runs inside a child span of the
  * active one (the request's), named `ClassName.method` unless `name` is given. A returned
  * promise ends the span when it settles; a returned Observable when it completes, errors or is
- * unsubscribed, with its subscription running inside the span; anything else at once. A throw,
+ * unsubscribed, with its subscription running inside the span; a Subject (or any Observable of
+ * another class) is returned as it is and the span ends at once, as for anything else. A throw,
  * rejection or Observable error is recorded on the span (exception event, status ERROR,
  * `error.type`) and passed on unchanged. Every metadata key other decorators put on the method
  * is kept, whichever side of `@Traced()` they are.

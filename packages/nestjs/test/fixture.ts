@@ -21,7 +21,7 @@ import { Reflector } from '@nestjs/core';
 import { ApiOperation } from '@nestjs/swagger';
 import { trace } from '@opentelemetry/api';
 import { down, getRequestId, type Sextant, up } from '@sextant/core';
-import { delay, map, type Observable, of, throwError } from 'rxjs';
+import { BehaviorSubject, delay, map, type Observable, of, throwError } from 'rxjs';
 import {
   HealthIndicator,
   InjectSextant,
@@ -90,6 +90,14 @@ export class UsersService {
   @Traced()
   failing(): Observable<never> {
     return throwError(() => new Error('stream failed'));
+  }
+
+  readonly selected = new BehaviorSubject<number>(7);
+
+  /** A Subject is used through its own API (`value`, `next`): it must come back as itself. */
+  @Traced('users.selected')
+  selection(): BehaviorSubject<number> {
+    return this.selected;
   }
 }
 

@@ -183,6 +183,15 @@ describe.each(['express', 'fastify'] as const)('SextantModule on %s', (platform)
     expect(failingSpan.attributes['error.type']).toBe('Error');
   });
 
+  it('hands back a Subject returned by a @Traced() method as it is, and ends its span at once', () => {
+    const service = new UsersService();
+    const returned = service.selection();
+    expect(returned).toBe(service.selected);
+    expect(returned.value).toBe(7);
+    const span = sextant.tracing.finishedSpans().findLast((s) => s.name === 'users.selected');
+    expect(span?.ended).toBe(true);
+  });
+
   it('keeps every metadata key other decorators put on a @Traced() method', () => {
     const method = UsersController.prototype.get;
     expect(Reflect.getMetadata(DECORATORS.API_OPERATION, method)).toEqual({ summary: 'one user' });

@@ -1,7 +1,7 @@
 import { createServer } from 'node:net';
 import { context, SpanKind, SpanStatusCode, TraceFlags, trace } from '@opentelemetry/api';
 import { PrismaPg } from '@prisma/adapter-pg';
-import type { Sextant } from '@sextant/core';
+import { type Sextant, traced } from '@sextant/core';
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { promtoolCheck } from '../../../tooling/testing/promtool.ts';
@@ -49,6 +49,20 @@ describe.each(databases)('on $system', ({ system, open, KnownError }) => {
   function extend(options?: Parameters<typeof sextantPrisma>[1]) {
     return (db.prisma as PostgresClient).$extends(sextantPrisma(sextant, options));
   }
+
+  it("keeps a query returned through core's traced() a Prisma query: awaited inside its span, or batched in $transaction", async () => {
+    const prisma = extend();
+    await prisma.job.create({ data: { id: 'traced-1', status: 'queued' } });
+    const count = () => traced('JobRepository.count', () => prisma.job.count());
+    expect(await count()).toBe(1);
+    const [operation] = dbSpans(sextant).filter((span) => span.name.startsWith('count'));
+    const wrapper = sextant.tracing.finishedSpans().find((span) => span.name === 'JobRepository.count')!;
+    expect(operation!.parentSpanContext?.spanId).toBe(wrapper.spanContext().spanId);
+    // A batch transaction takes Prisma queries only: the traced one must still be one.
+    const [inBatch, jobs] = await db.prisma.$transaction([count(), prisma.job.findMany()]);
+    expect(inBatch).toBe(1);
+    expect(jobs).toHaveLength(1);
+  });
 
   it('gives each operation a CLIENT span, child of the active span, with the DB semantic conventions', async () => {
     const prisma = extend();
