@@ -65,14 +65,7 @@ export function traced<T>(name: string, fn: (span: Span) => T, options: TracedOp
       return result;
     }
     if (options.settle !== undefined) {
-      let ended = false;
-      const end = (error?: unknown) => {
-        if (ended) return;
-        ended = true;
-        if (error !== undefined) recordSpanError(span, error);
-        span.end();
-      };
-      const settled = options.settle(result, end, context.active());
+      const settled = options.settle(result, endOnce(span), context.active());
       if (settled !== undefined) return settled as T;
     }
     if (isThenable(result)) return endWhenAwaited(result, span, context.active()) as T;
@@ -83,14 +76,19 @@ export function traced<T>(name: string, fn: (span: Span) => T, options: TracedOp
 
 type Then = PromiseLike<unknown>['then'];
 
-function endWhenAwaited(thenable: PromiseLike<unknown> & object, span: Span, spanContext: Context): unknown {
+/** Ends `span` on the first call, recording the error if one is given; later calls do nothing. */
+function endOnce(span: Span): (error?: unknown) => void {
   let ended = false;
-  const end = (error?: unknown) => {
+  return (error?: unknown) => {
     if (ended) return;
     ended = true;
     if (error !== undefined) recordSpanError(span, error);
     span.end();
   };
+}
+
+function endWhenAwaited(thenable: PromiseLike<unknown> & object, span: Span, spanContext: Context): unknown {
+  const end = endOnce(span);
   let settled: Promise<unknown> | undefined;
   // A lazy thenable starts its work when `then` is first called: in the span's context, once.
   const awaited = (): Promise<unknown> => {
