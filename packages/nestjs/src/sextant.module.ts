@@ -1,8 +1,8 @@
 import {
+  type BeforeApplicationShutdown,
   Inject,
   Module,
   type OnApplicationShutdown,
-  type OnModuleDestroy,
   type OnModuleInit,
   type Provider,
 } from '@nestjs/common';
@@ -52,7 +52,7 @@ const providers: Provider[] = [
  */
 export class SextantModule
   extends SextantConfigurableModule
-  implements OnModuleInit, OnModuleDestroy, OnApplicationShutdown
+  implements OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown
 {
   readonly #options: ResolvedModuleOptions;
   readonly #discovery: DiscoveryService;
@@ -78,15 +78,21 @@ export class SextantModule
     }
   }
 
-  onModuleDestroy(): void {
-    for (const unregister of this.#unregister.splice(0)) unregister();
-  }
-
-  async onApplicationShutdown(): Promise<void> {
+  /**
+   * Nest closes the HTTP server right after this hook. When the module created the instance, its
+   * shutdown runs here, while the server still answers: readiness says 503 while in-flight requests
+   * finish, instead of the probe finding the port closed.
+   */
+  async beforeApplicationShutdown(): Promise<void> {
     const { sextant, ownsSextant } = this.#options;
     // When Sextant's own shutdown closes the app, it is already under way: waiting for it here
     // would wait for this very hook.
     if (ownsSextant && !sextant.health.shuttingDown) await sextant.shutdown();
+  }
+
+  /** Last, so the module's health checks answer for as long as the server does. */
+  onApplicationShutdown(): void {
+    for (const unregister of this.#unregister.splice(0)) unregister();
   }
 }
 Module({

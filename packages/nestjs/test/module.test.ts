@@ -1,8 +1,9 @@
 import 'reflect-metadata';
-import { Injectable, Module } from '@nestjs/common';
+import { Controller, Get, Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import { ExpressAdapter } from '@nestjs/platform-express';
 import { createSextant, type Metrics, type Sextant, SextantConfigError, up } from '@sextant/core';
-import { describe, expect, expectTypeOf, it } from 'vitest';
+import { describe, expect, expectTypeOf, it, vi } from 'vitest';
 import {
   InjectLogger,
   InjectMetrics,
@@ -93,6 +94,49 @@ describe('SextantModule', () => {
     expect(app.get(Consumer).sextant).toBe(sextant);
     await app.close();
     expect(sextant.health.shuttingDown).toBe(true);
+  });
+
+  it('owning the instance, answers readiness 503 while app.close() drains an in-flight request', async () => {
+    let finishRequest: () => void = () => undefined;
+    @Controller('slow')
+    class SlowController {
+      @Get()
+      async slow(): Promise<string> {
+        await new Promise<void>((resolve) => {
+          finishRequest = resolve;
+        });
+        return 'done';
+      }
+    }
+    @Module({
+      imports: [
+        SextantModule.forRootAsync({
+          useFactory: () => ({
+            config: {
+              serviceName: 'owned',
+              tracing: { exporter: 'memory' },
+              logs: { level: 'silent' },
+              shutdown: { timeoutMs: 5000 },
+              env: {},
+            },
+          }),
+        }),
+      ],
+      controllers: [SlowController],
+    })
+    class AppModule {}
+    const app = await NestFactory.create(AppModule, new ExpressAdapter(), { logger: false });
+    await app.listen(0, '127.0.0.1');
+    const url = await app.getUrl();
+    const inFlight = fetch(`${url}/slow`);
+    await vi.waitFor(() => expect(app.get<Sextant>(SEXTANT).inFlight.count).toBe(1));
+    const closing = app.close();
+    await vi.waitFor(() => expect(app.get<Sextant>(SEXTANT).health.shuttingDown).toBe(true));
+    // The server still answers: the probe sees 503, not a refused connection.
+    expect((await fetch(`${url}/health/ready`)).status).toBe(503);
+    finishRequest();
+    expect((await inFlight).status).toBe(200);
+    await closing;
   });
 
   it('isGlobal: false keeps the providers to the modules that import it', async () => {
