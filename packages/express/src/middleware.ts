@@ -69,6 +69,12 @@ export function createSextantMiddleware(sextant: Sextant, options?: SextantExpre
   }
 
   return function sextantMiddleware(req, res, next) {
+    // Already begun by an enclosing app's middleware (a sub-application that also runs on its
+    // own): a second exchange would count the request twice and write a second access record.
+    if ((req as InstrumentedRequest)[kExchange] !== undefined) {
+      next();
+      return;
+    }
     if (ignore !== undefined && isIgnored(req)) {
       next();
       return;

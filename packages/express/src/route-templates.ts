@@ -171,7 +171,9 @@ function mountTemplates(layer: ExpressLayer, router: ExpressRouter): string[] | 
   const regexp = layer.regexp;
   if (regexp instanceof RegExp) {
     if (regexp.fast_slash) return [''];
-    return (reverseExpress4Mount(layer, router) ?? [String(regexp)]).map(mountTemplate);
+    const alternatives = reverseExpress4Mount(layer, router);
+    // A regexp is its literal, as Express 5 gives it: trimming "trailing slashes" would cut its closing one.
+    return alternatives === undefined ? [String(regexp)] : alternatives.map(mountTemplate);
   }
   // Express 5 with router < 2.3 keeps the mount path only inside closures.
   return undefined;

@@ -118,6 +118,11 @@ function buildApp(express: Express, major: 4 | 5, sextant: Sextant) {
     res.json({ ok: true });
   });
   app.use(['/v1', '/v2'], versioned);
+  const revisions = express.Router();
+  revisions.get('/items/:id', (_req, res) => {
+    res.json({ ok: true });
+  });
+  app.use(/^\/rev\d+/, revisions);
   const shared = express.Router();
   shared.get('/ping/:n', (_req, res) => {
     res.json({ ok: true });
@@ -130,6 +135,13 @@ function buildApp(express: Express, major: 4 | 5, sextant: Sextant) {
     res.json({ ok: true });
   });
   app.use('/sub', sub);
+  // A sub-application that is also run on its own, so it instruments itself.
+  const standalone = express();
+  standalone.use(createSextantMiddleware(sextant));
+  standalone.get('/users/:id', (_req, res) => {
+    res.json({ ok: true });
+  });
+  app.use('/admin', standalone);
   const failing = express();
   failing.get('/ok', (_req, res) => {
     res.json({ ok: true });
@@ -251,6 +263,8 @@ describe.each([
     ['/first/ping/1', '/first/ping/:n'],
     ['/second/acme/ping/1', '/second/:tenant/ping/:n'],
     ['/sub/status/ok', '/sub/status/:code'],
+    // A regexp mount keeps its literal whole, closing slash included, as a regexp route does.
+    ['/rev2/items/7', `${String(/^\/rev\d+/)}/items/:id`],
   ])('GET %s is recorded as %s', async (path, template) => {
     const { status, route, name } = await routeOf(path);
     expect(status).toBe(200);
@@ -522,6 +536,25 @@ describe.each([
       .finishedSpans()
       .filter((span) => String(span.attributes['url.path']).startsWith('/internal'));
     expect(endpointSpans).toEqual([]);
+  });
+
+  it('records a request once when a mounted sub-application has its own middleware', async () => {
+    const response = await get('/admin/users/7', { 'x-request-id': 'nested-1' });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('x-request-id')).toBe('nested-1');
+    await response.arrayBuffer();
+    const span = await serverSpanOf(sextant, response);
+    expect(span.attributes['http.route']).toBe('/admin/users/:id');
+    const metrics = await get('/internal/metrics', { authorization: `Bearer ${TOKEN}` });
+    expect(counts(await metrics.text()).get('GET /admin/users/:id 200')).toBe(1);
+    const records = logs
+      .records()
+      .filter((r) => r.request_id === 'nested-1' && r.msg === 'request completed');
+    expect(records).toHaveLength(1);
+    const spans = sextant.tracing
+      .finishedSpans()
+      .filter((s) => s.attributes['url.path'] === '/admin/users/7');
+    expect(spans).toHaveLength(1);
   });
 
   it('logs one access record per request with the route template', async () => {

@@ -2,18 +2,21 @@ import { context } from '@opentelemetry/api';
 import type { Sextant } from '@sextant/core';
 import fastify, { type FastifyReply, type FastifyRequest, type LogController } from 'fastify';
 import type { PendingIncomingLog, SextantRequest } from './internal-types.ts';
+import { pluginServes } from './pending-log.ts';
 import { kExchange, kPendingIncomingLog } from './symbols.ts';
 
 export type LogControllerOptions = ConstructorParameters<typeof LogController>[0];
 
 /**
- * Fastify writes "incoming request" before any hook runs, so before the request's span exists.
- * While Sextant's access log is on, the line is dropped: the access record carries what it would
- * and more. Otherwise this controller holds it back until the plugin's onRequest hook has begun
- * the exchange, which writes it inside the request's context. "request completed" is written inside it too,
- * unless Sextant's own access record (route, status, duration, ids) already stands for it.
- * Requests Sextant leaves out (its endpoints, `http.ignorePaths`) get neither line, so probes
- * and scrapes stay out of the logs; routes with `config: { sextant: false }` keep Fastify's.
+ * Fastify writes "incoming request" before any hook runs, so before the request's span exists,
+ * and before Sextant knows whether it records the request. This controller holds the line back
+ * until the plugin's onRequest hook has begun the exchange, then writes it inside the request's
+ * context, or drops it: while Sextant's access log is on, its record carries what the line would
+ * and more. "request completed" is written inside the context too, unless Sextant's own access
+ * record (route, status, duration, ids) already stands for it. Requests Sextant leaves out (its
+ * endpoints, `http.ignorePaths`) get neither line, so probes and scrapes stay out of the logs;
+ * routes with `config: { sextant: false }`, and every route where the plugin is not registered,
+ * keep Fastify's lines as they are.
  *
  * `LogController` is exported by Fastify 5.10 and later; with an older Fastify, undefined.
  */
@@ -32,11 +35,17 @@ export function createLogController(
       metadata?: Record<string, unknown>,
     ): void {
       const state = request as SextantRequest;
-      // null (not undefined): the plugin is registered and its onRequest hook has not run yet.
-      if (state[kExchange] === null && state[kPendingIncomingLog] === null) {
-        // Sextant's access record, written at the end with the ids, stands for the request: a
-        // second line per request would cost as much again on the hot path.
-        if (accessLog) return;
+      const exchange = state[kExchange];
+      // null: the plugin decorated the request and its onRequest hook has not run yet. undefined
+      // on the root's server: a request its router rejected, which Sextant's frameworkErrors records.
+      if (
+        exchange === null
+          ? state[kPendingIncomingLog] === null
+          : exchange === undefined && pluginServes(request.server)
+      ) {
+        // Held even while the access log is on: whether the route opts out is known in onRequest,
+        // which reads the route's config anyway; reading it here too would build another object
+        // per request.
         state[kPendingIncomingLog] = this;
         return;
       }
@@ -44,6 +53,10 @@ export function createLogController(
     }
 
     writeIncomingRequest(request: FastifyRequest, reply: FastifyReply): void {
+      const exchange = (request as SextantRequest)[kExchange];
+      // Left out by Sextant, or stood for by its access record: a second line per request would
+      // cost as much again on the hot path.
+      if (exchange != null && (!exchange.recorded || accessLog)) return;
       super.incomingRequest(request, reply);
     }
 
@@ -55,13 +68,14 @@ export function createLogController(
     ): void {
       const state = request as SextantRequest;
       // A route whose context the plugin's hooks do not reach (registered before the plugin):
-      // the held-back line is late, but not lost.
-      if (state[kPendingIncomingLog] !== null) {
+      // the held-back line is late, but not lost. Undefined on undecorated requests, whose
+      // line was written as it came.
+      if (state[kPendingIncomingLog] != null) {
         state[kPendingIncomingLog] = null;
         super.incomingRequest(request, reply);
       }
       const exchange = state[kExchange];
-      if (exchange === null || exchange === undefined) {
+      if (exchange == null) {
         super.requestCompleted(error, request, reply, metadata);
         return;
       }

@@ -1,11 +1,5 @@
 import { context } from '@opentelemetry/api';
-import {
-  type EndpointName,
-  ERROR_CODES,
-  type HttpExchange,
-  type Sextant,
-  SextantConfigError,
-} from '@sextant/core';
+import type { EndpointName, HttpExchange, Sextant } from '@sextant/core';
 import type {
   FastifyInstance,
   FastifyPluginCallback,
@@ -15,51 +9,41 @@ import type {
   RouteHandlerMethod,
 } from 'fastify';
 import fp from 'fastify-plugin';
+import { beginExchange } from './exchange.ts';
 import type { SextantRequest } from './internal-types.ts';
-import { kChosenRequestId, kExchange, kPendingIncomingLog, kRoute } from './symbols.ts';
+import { assertSextant, describe, ERROR_KIND, optionError, PACKAGE_NAME } from './options.ts';
+import { writePendingIncomingLog } from './pending-log.ts';
+import { kExchange, kPendingIncomingLog, kRoute } from './symbols.ts';
 import type { SextantFastifyOptions } from './types.ts';
 
-const PACKAGE_NAME = '@sextant/fastify';
-/** The kind under which failures inside the hooks reach Sextant's internal error sink. */
-const ERROR_KIND = 'fastify';
 const ENDPOINT_METHODS = ['GET', 'HEAD'];
 const DEFAULT_OPTIONS = Object.freeze({ endpoints: true });
 /** The plugin's options, and those Fastify's `register` itself accepts for any plugin. */
-const KNOWN_OPTIONS = new Set(['sextant', 'endpoints', 'logLevel', 'logSerializers']);
-
-function optionError(message: string): SextantConfigError {
-  return new SextantConfigError(ERROR_CODES.INVALID_OPTION, message, PACKAGE_NAME);
-}
-
-function isSextant(value: unknown): value is Sextant {
-  const candidate = value as Partial<Sextant> | null | undefined;
-  return (
-    typeof candidate === 'object' &&
-    candidate !== null &&
-    typeof candidate.http?.begin === 'function' &&
-    typeof candidate.endpoints?.handle === 'function' &&
-    typeof candidate.errors?.report === 'function'
-  );
-}
+const KNOWN_OPTIONS = ['sextant', 'endpoints', 'logLevel', 'logSerializers'];
 
 function resolveOptions(options: SextantFastifyOptions | undefined): Required<SextantFastifyOptions> {
-  if (typeof options !== 'object' || options === null || !isSextant(options.sextant)) {
-    throw optionError('the sextant option is required: pass the instance from createSextant()');
+  if (options !== undefined && (typeof options !== 'object' || options === null || Array.isArray(options))) {
+    throw optionError(`options must be an object { sextant, endpoints? }, got ${describe(options)}`);
   }
-  for (const key of Object.keys(options)) {
+  const given: Partial<SextantFastifyOptions> & { prefix?: unknown } = options ?? {};
+  assertSextant(given.sextant, 'option');
+  for (const key of Object.keys(given)) {
     if (key === 'prefix') {
       throw optionError(
-        'prefix does not apply to this plugin (it instruments the whole app); to move the endpoints, use createSextant({ endpoints: { prefix } })',
+        `prefix ${JSON.stringify(given.prefix)} does not apply to this plugin (it instruments the whole app); to move the endpoints, use createSextant({ endpoints: { prefix } })`,
       );
     }
-    if (!KNOWN_OPTIONS.has(key)) {
-      throw optionError(`unknown option ${JSON.stringify(key)}; expected one of: sextant, endpoints`);
+    if (!KNOWN_OPTIONS.includes(key)) {
+      throw optionError(
+        `unknown option ${JSON.stringify(key)}; expected one of: ${KNOWN_OPTIONS.join(', ')}`,
+      );
     }
   }
-  if (options.endpoints !== undefined && typeof options.endpoints !== 'boolean') {
-    throw optionError('endpoints must be a boolean');
+  const { sextant, endpoints } = given;
+  if (endpoints !== undefined && typeof endpoints !== 'boolean') {
+    throw optionError(`endpoints must be a boolean, got ${describe(endpoints)}`);
   }
-  return { sextant: options.sextant, endpoints: options.endpoints ?? DEFAULT_OPTIONS.endpoints };
+  return { sextant, endpoints: endpoints ?? DEFAULT_OPTIONS.endpoints };
 }
 
 function contentLength(reply: FastifyReply): number | undefined {
@@ -67,14 +51,6 @@ function contentLength(reply: FastifyReply): number | undefined {
   if (length === undefined) return undefined;
   const bytes = Number(length);
   return Number.isFinite(bytes) ? bytes : undefined;
-}
-
-/** Fastify's "incoming request" line, if Sextant's log controller held it back (see log-controller.ts). */
-function writePendingIncomingLog(request: SextantRequest, reply: FastifyReply): void {
-  const pending = request[kPendingIncomingLog];
-  if (pending === null) return;
-  request[kPendingIncomingLog] = null;
-  pending.writeIncomingRequest(request, reply);
 }
 
 function continueInExchange(
@@ -94,6 +70,12 @@ function sextantFastifyPlugin(
   let options: Required<SextantFastifyOptions>;
   try {
     options = resolveOptions(rawOptions);
+    // fastify-plugin lifts the plugin into the context it is registered in, prefix included.
+    if (fastify.prefix !== '') {
+      throw optionError(
+        `registered inside a context with prefix ${JSON.stringify(fastify.prefix)}, where its endpoints would move under the prefix and be counted as traffic, and requests outside the context would not be seen; register it at the root, before your routes, and to move the endpoints use createSextant({ endpoints: { prefix } })`,
+      );
+    }
   } catch (error) {
     pluginDone(error as Error);
     return;
@@ -115,18 +97,8 @@ function sextantFastifyPlugin(
       // routeOptions is built on each read: read it once.
       const { url, config } = request.routeOptions;
       if (config?.sextant !== false) {
-        exchange = http.begin({
-          method: request.method,
-          url: request.url,
-          headers: request.headers,
-          remoteAddress: request.ip,
-          httpVersion: request.raw.httpVersion,
-          scheme: request.protocol,
-          requestId: (request.raw as { [kChosenRequestId]?: string })[kChosenRequestId],
-        });
-        state[kExchange] = exchange;
+        exchange = beginExchange(http, request, reply);
         state[kRoute] = url ?? null;
-        for (const [name, value] of exchange.responseHeaders) reply.header(name, value);
       }
     } catch (error) {
       errors.report(ERROR_KIND, error);
@@ -137,9 +109,8 @@ function sextantFastifyPlugin(
       return;
     }
     if (!exchange.recorded) {
-      // Sextant's endpoints and ignored paths: no context to enter, and no request log lines.
-      state[kPendingIncomingLog] = null;
-      done();
+      // Sextant's endpoints and ignored paths: no context to enter (the log controller drops their line).
+      continueInExchange(state, reply, done);
       return;
     }
     context.with(exchange.context, continueInExchange, undefined, state, reply, done);
@@ -147,7 +118,7 @@ function sextantFastifyPlugin(
 
   fastify.addHook('onError', function sextantOnError(request, _reply, error, done) {
     const exchange = (request as SextantRequest)[kExchange];
-    if (exchange !== null) {
+    if (exchange != null) {
       try {
         http.recordError(exchange, error);
       } catch (failure) {
@@ -160,7 +131,7 @@ function sextantFastifyPlugin(
   fastify.addHook('onResponse', function sextantOnResponse(request, reply, done) {
     const state = request as SextantRequest;
     const exchange = state[kExchange];
-    if (exchange !== null) {
+    if (exchange != null) {
       try {
         http.end(exchange, {
           statusCode: reply.statusCode,
@@ -177,7 +148,7 @@ function sextantFastifyPlugin(
   fastify.addHook('onRequestAbort', function sextantOnRequestAbort(request, done) {
     const state = request as SextantRequest;
     const exchange = state[kExchange];
-    if (exchange !== null) {
+    if (exchange != null) {
       try {
         // No response was sent: the status code is not recorded for an aborted request.
         http.end(exchange, { statusCode: 0, route: state[kRoute] ?? undefined, aborted: true });

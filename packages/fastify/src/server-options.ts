@@ -7,7 +7,9 @@ import {
   sanitizeRequestId,
 } from '@sextant/core';
 import type { FastifyBaseLogger, LogController } from 'fastify';
+import { createFrameworkErrorHandler, type FrameworkErrorHandler } from './framework-errors.ts';
 import { createLogController, type LogControllerOptions } from './log-controller.ts';
+import { assertSextant, describe, optionError } from './options.ts';
 import { kChosenRequestId } from './symbols.ts';
 
 /** Options for `fastify()`, to spread into the options the app already passes. */
@@ -30,15 +32,60 @@ export interface SextantServerOptions {
    * on, most requests never do, and making a child logger for each was a tenth of Sextant's cost.
    */
   childLoggerFactory: ChildLoggerFactory<FastifyBaseLogger>;
+  /**
+   * Records the requests Fastify's router rejects before any hook runs (a malformed
+   * percent-encoding, a parameter over `maxParamLength`) as requests that matched no route, and
+   * answers them as Fastify does. Replacing it leaves those requests unrecorded.
+   */
+  frameworkErrors: FrameworkErrorHandler;
+}
+
+const LOGGING_OPTIONS = ['disableRequestLogging', 'requestIdLogLabel'];
+
+function checkLogging(logging: unknown): void {
+  if (logging === undefined) return;
+  if (typeof logging !== 'object' || logging === null || Array.isArray(logging)) {
+    throw optionError(
+      `logging must be an object { disableRequestLogging?, requestIdLogLabel? }, got ${describe(logging)}`,
+    );
+  }
+  for (const key of Object.keys(logging)) {
+    if (!LOGGING_OPTIONS.includes(key)) {
+      throw optionError(
+        `unknown logging option ${JSON.stringify(key)}; expected one of: ${LOGGING_OPTIONS.join(', ')}`,
+      );
+    }
+  }
+  const { disableRequestLogging, requestIdLogLabel } = logging as Record<string, unknown>;
+  if (
+    disableRequestLogging !== undefined &&
+    typeof disableRequestLogging !== 'boolean' &&
+    typeof disableRequestLogging !== 'function'
+  ) {
+    throw optionError(
+      `logging.disableRequestLogging must be a boolean or a function (request) => boolean, got ${describe(disableRequestLogging)}`,
+    );
+  }
+  if (
+    requestIdLogLabel !== undefined &&
+    (typeof requestIdLogLabel !== 'string' || requestIdLogLabel === '')
+  ) {
+    throw optionError(
+      `logging.requestIdLogLabel must be a non-empty string, got ${describe(requestIdLogLabel)}`,
+    );
+  }
 }
 
 /**
  * Hands Fastify Sextant's logger and request ids:
  * `fastify({ ...sextantServerOptions(sextant), bodyLimit: 1_000_000 })`. `logging` takes the
  * options of Fastify's `LogController` (`disableRequestLogging`, `requestIdLogLabel`), which
- * replace the deprecated top-level options of the same names.
+ * replace the deprecated top-level options of the same names. Invalid arguments throw a
+ * `SextantConfigError`.
  */
 export function sextantServerOptions(sextant: Sextant, logging?: LogControllerOptions): SextantServerOptions {
+  assertSextant(sextant, 'sextantServerOptions()');
+  checkLogging(logging);
   const header = sextant.config.http.requestIdHeader;
   const options: SextantServerOptions = {
     loggerInstance: sextant.logger,
@@ -48,6 +95,7 @@ export function sextantServerOptions(sextant: Sextant, logging?: LogControllerOp
       (request as IncomingMessage & { [kChosenRequestId]?: string })[kChosenRequestId] = requestId;
       return requestId;
     },
+    frameworkErrors: createFrameworkErrorHandler(sextant),
   };
   const logController = createLogController(sextant, logging);
   if (logController !== undefined) options.logController = logController;

@@ -35,20 +35,41 @@ describe('plugin options', () => {
     }
   }
 
-  const cases: Array<[string, (sextant: Sextant) => unknown, RegExp]> = [
-    ['no options', () => undefined, /the sextant option is required/],
-    ['no sextant', () => ({}), /the sextant option is required/],
-    ['something else as sextant', () => ({ sextant: { logger: {} } }), /the sextant option is required/],
-    ['endpoints not a boolean', (sextant) => ({ sextant, endpoints: 'yes' }), /endpoints must be a boolean/],
+  const cases: Array<[string, (sextant: Sextant) => unknown, string]> = [
+    [
+      'no options',
+      () => undefined,
+      'the sextant option is required: pass the instance returned by createSextant() from @sextant/core',
+    ],
+    [
+      'no sextant',
+      () => ({ endpoints: false }),
+      'the sextant option is required: pass the instance returned by createSextant() from @sextant/core',
+    ],
+    [
+      'something else as sextant',
+      () => ({ sextant: { logger: {} } }),
+      'sextant must be the instance returned by createSextant() from @sextant/core, got an object',
+    ],
+    [
+      'a string as sextant',
+      () => ({ sextant: 'orders-api' }),
+      'sextant must be the instance returned by createSextant() from @sextant/core, got string orders-api',
+    ],
+    [
+      'endpoints not a boolean',
+      (sextant) => ({ sextant, endpoints: 'yes' }),
+      'endpoints must be a boolean, got string yes',
+    ],
     [
       'an unknown option',
       (sextant) => ({ sextant, endpoint: false }),
-      /unknown option "endpoint"; expected one of: sextant, endpoints/,
+      'unknown option "endpoint"; expected one of: sextant, endpoints, logLevel, logSerializers',
     ],
     [
       'a prefix',
       (sextant) => ({ sextant, prefix: '/internal' }),
-      /createSextant\(\{ endpoints: \{ prefix \} \}\)/,
+      'prefix "/internal" does not apply to this plugin (it instruments the whole app); to move the endpoints, use createSextant({ endpoints: { prefix } })',
     ],
   ];
 
@@ -58,25 +79,74 @@ describe('plugin options', () => {
       const error = await registrationError(options(sextant));
       expect(error).toBeInstanceOf(SextantConfigError);
       expect((error as SextantConfigError).code).toBe('SEXTANT_INVALID_OPTION');
-      expect((error as Error).message).toMatch(/^@sextant\/fastify: /);
-      expect((error as Error).message).toMatch(message);
+      expect((error as Error).message).toBe(`@sextant/fastify: ${message}`);
     },
   );
 
-  it("passes LogController options on: disableRequestLogging silences Fastify's lines, not Sextant's", async () => {
-    const app = fastify({ ...sextantServerOptions(sextant, { disableRequestLogging: true }) });
-    await app.register(sextantFastify, { sextant, endpoints: false });
-    app.get('/quiet', async () => 'ok');
-    const url = await listen(app);
+  it("accepts the options Fastify's register takes for any plugin", async () => {
+    expect(await registrationError({ sextant, logLevel: 'warn', logSerializers: {} })).toBeUndefined();
+  });
+
+  it('refuses to be registered inside a prefixed context, naming the fix', async () => {
+    const app = fastify();
+    app.register(
+      async (api) => {
+        await api.register(sextantFastify, { sextant });
+        api.get('/users/:id', async () => 'user');
+      },
+      { prefix: '/api' },
+    );
+    const error = await app.ready().then(
+      () => undefined,
+      (failure: unknown) => failure,
+    );
+    await app.close();
+    expect(error).toBeInstanceOf(SextantConfigError);
+    expect((error as SextantConfigError).code).toBe('SEXTANT_INVALID_OPTION');
+    expect((error as Error).message).toBe(
+      '@sextant/fastify: registered inside a context with prefix "/api", where its endpoints would move ' +
+        'under the prefix and be counted as traffic, and requests outside the context would not be seen; ' +
+        'register it at the root, before your routes, and to move the endpoints use ' +
+        'createSextant({ endpoints: { prefix } })',
+    );
+  });
+
+  it.each<[string, () => unknown, string]>([
+    [
+      'no Sextant instance',
+      () => sextantServerOptions({} as Sextant),
+      'sextantServerOptions() expects the instance returned by createSextant() from @sextant/core, got an object',
+    ],
+    [
+      'logging that is not an object',
+      () => sextantServerOptions(sextant, true as never),
+      'logging must be an object { disableRequestLogging?, requestIdLogLabel? }, got boolean true',
+    ],
+    [
+      'an unknown logging option',
+      () => sextantServerOptions(sextant, { disableRequestLoging: true } as never),
+      'unknown logging option "disableRequestLoging"; expected one of: disableRequestLogging, requestIdLogLabel',
+    ],
+    [
+      'disableRequestLogging of another type',
+      () => sextantServerOptions(sextant, { disableRequestLogging: 'yes' } as never),
+      'logging.disableRequestLogging must be a boolean or a function (request) => boolean, got string yes',
+    ],
+    [
+      'an empty requestIdLogLabel',
+      () => sextantServerOptions(sextant, { requestIdLogLabel: '' }),
+      'logging.requestIdLogLabel must be a non-empty string, got an empty string',
+    ],
+  ])('sextantServerOptions refuses %s with a coded, prefixed message', (_case, call, message) => {
+    let error: unknown;
     try {
-      await fetch(`${url}/quiet`, { headers: { 'x-request-id': 'quiet-1' } });
-      await waitFor(() =>
-        logs.records().find((r) => r.request_id === 'quiet-1' && r.msg === 'request completed'),
-      );
-      expect(logs.records().filter((r) => r.reqId === 'quiet-1')).toEqual([]);
-    } finally {
-      await app.close();
+      call();
+    } catch (thrown) {
+      error = thrown;
     }
+    expect(error).toBeInstanceOf(SextantConfigError);
+    expect((error as SextantConfigError).code).toBe('SEXTANT_INVALID_OPTION');
+    expect((error as Error).message).toBe(`@sextant/fastify: ${message}`);
   });
 
   it('types the per-route opt-out', () => {
@@ -85,6 +155,42 @@ describe('plugin options', () => {
     // @ts-expect-error: the opt-out is a boolean
     app.get('/mistyped', { config: { sextant: 'off' } }, async () => 'ok');
     expect(app.hasRoute({ method: 'GET', url: '/typed' })).toBe(true);
+  });
+});
+
+describe('disableRequestLogging, with the access log off', () => {
+  const logs = collectLogs();
+  let sextant: Sextant;
+
+  beforeAll(() => {
+    // Off, Fastify's lines are written unless disableRequestLogging says otherwise.
+    sextant = createTestSextant(logs, { logs: { destination: logs, accessLog: false } });
+  });
+  afterAll(async () => {
+    await sextant?.shutdown();
+  });
+
+  it("is passed on to Fastify's LogController: it silences Fastify's lines, not the request's own", async () => {
+    const app = fastify({ ...sextantServerOptions(sextant, { disableRequestLogging: true }) });
+    await app.register(sextantFastify, { sextant, endpoints: false });
+    app.get('/quiet', async (request) => {
+      request.log.info('handled');
+      return 'ok';
+    });
+    const url = await listen(app);
+    let traceId: string;
+    try {
+      const response = await fetch(`${url}/quiet`, { headers: { 'x-request-id': 'quiet-1' } });
+      expect(response.status).toBe(200);
+      traceId = traceIdOf(response);
+      await waitForSpan(sextant, (s) => s.spanContext().traceId === traceId);
+    } finally {
+      // Closed, the server has written every line of its requests.
+      await app.close();
+    }
+    const records = logs.records().filter((r) => r.reqId === 'quiet-1');
+    expect(records.map((r) => r.msg)).toEqual(['handled']);
+    expect(records[0]).toMatchObject({ request_id: 'quiet-1', trace_id: traceId });
   });
 });
 
@@ -98,9 +204,11 @@ describe('endpoints under a prefix, with Sextant access log off', () => {
     sextant = createTestSextant(logs, {
       endpoints: { prefix: '/internal' },
       logs: { destination: logs, accessLog: false },
+      http: { ignorePaths: ['/ignored'] },
     });
     app = fastify({ ...sextantServerOptions(sextant) });
     await app.register(sextantFastify, { sextant });
+    app.get('/ignored', async () => 'not recorded');
     app.get('/orders/:id', async (request) => {
       request.log.info('order read');
       return { id: (request.params as { id: string }).id };
@@ -135,6 +243,36 @@ describe('endpoints under a prefix, with Sextant access log off', () => {
     });
     const records = logs.records().filter((r) => r.request_id === 'own-log-1');
     expect(records.map((r) => r.msg)).toEqual(['incoming request', 'order read', 'request completed']);
+  });
+
+  it("gives the endpoints and ignored paths neither of Fastify's lines", async () => {
+    for (const path of ['/internal/metrics', '/internal/health', '/internal/health/ready', '/ignored']) {
+      const response = await fetch(`${url}${path}`, { headers: { 'x-request-id': `left-out${path}` } });
+      expect(response.status, path).toBe(200);
+      await response.arrayBuffer();
+    }
+    // A recorded request after them: once its lines are out, theirs would be too.
+    await fetch(`${url}/orders/1`, { headers: { 'x-request-id': 'after-left-out' } });
+    await waitFor(() =>
+      logs.records().find((r) => r.reqId === 'after-left-out' && r.msg === 'request completed'),
+    );
+    expect(logs.records().filter((r) => String(r.reqId).startsWith('left-out'))).toEqual([]);
+  });
+
+  it('writes "incoming request" of a request the router rejected inside its context, once', async () => {
+    const response = await fetch(`${url}/orders/%E0%A4%A`, { headers: { 'x-request-id': 'bad-url-1' } });
+    expect(response.status).toBe(400);
+    const span = await waitForSpan(sextant, (s) => s.spanContext().traceId === traceIdOf(response));
+    const records = await waitFor(() => {
+      const found = logs.records().filter((r) => r.reqId === 'bad-url-1');
+      return found.length > 0 ? found : undefined;
+    });
+    expect(records.map((r) => r.msg)).toEqual(['incoming request']);
+    expect(records[0]).toMatchObject({
+      request_id: 'bad-url-1',
+      trace_id: span.spanContext().traceId,
+      span_id: span.spanContext().spanId,
+    });
   });
 });
 
@@ -303,5 +441,49 @@ describe('request.log', () => {
     expect(records[1]!.item).toBe(3);
     expect(records[2]!.step).toBe('nested');
     expect(seen).toMatchObject({ level: 'info', enabled: true, bindings: { reqId: 'chatty-1' } });
+  });
+});
+
+describe("Fastify's request lines where the plugin's hooks do not run", () => {
+  const logs = collectLogs();
+  let sextant: Sextant;
+
+  beforeAll(() => {
+    sextant = createTestSextant(logs);
+  });
+  afterAll(async () => {
+    await sextant?.shutdown();
+  });
+
+  async function linesOf(app: FastifyInstance, path: string, requestId: string): Promise<string[]> {
+    const url = await listen(app);
+    try {
+      const response = await fetch(`${url}${path}`, { headers: { 'x-request-id': requestId } });
+      expect(response.status).toBe(200);
+      await response.text();
+    } finally {
+      // Closed, the server has written every line of its requests.
+      await app.close();
+    }
+    return logs
+      .records()
+      .filter((r) => r.reqId === requestId)
+      .map((r) => r.msg);
+  }
+
+  it('writes each line once with sextantServerOptions and no plugin', async () => {
+    const app = fastify({ ...sextantServerOptions(sextant) });
+    app.get('/plain', async () => 'ok');
+    expect(await linesOf(app, '/plain', 'no-plugin-1')).toEqual(['incoming request', 'request completed']);
+  });
+
+  it('writes each line once for a route outside the context the plugin is registered in', async () => {
+    const app = fastify({ ...sextantServerOptions(sextant) });
+    app.get('/outside', async () => 'ok');
+    await app.register(async (child) => {
+      await child.register(sextantFastify, { sextant, endpoints: false });
+      child.get('/inside', async () => 'ok');
+    });
+    expect(await linesOf(app, '/outside', 'outside-1')).toEqual(['incoming request', 'request completed']);
   });
 });

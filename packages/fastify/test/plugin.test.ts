@@ -97,6 +97,16 @@ describe('sextantFastify on a real server', () => {
         reply.hijack();
         reply.raw.destroy();
       });
+      app.get('/hijacked', (_request, reply) => {
+        reply.hijack();
+        reply.raw.writeHead(200, { 'content-type': 'text/plain' });
+        reply.raw.end('hijacked');
+      });
+      // Server-sent events as often written: straight to the raw response, without hijack().
+      app.get('/events', (_request, reply) => {
+        reply.raw.writeHead(200, { 'content-type': 'text/event-stream' });
+        reply.raw.end('data: one\n\n');
+      });
       app.get('/hang', async () => {
         await sleep(60_000);
         return 'too late';
@@ -209,6 +219,35 @@ describe('sextantFastify on a real server', () => {
     expect(logs.records().some((r) => r.msg === 'request completed' && r.http_route === '/private')).toBe(
       false,
     );
+  });
+
+  it('sets x-request-id and traceresponse on hijacked and raw-written responses too', async () => {
+    for (const path of ['/hijacked', '/events']) {
+      const response = await fetch(`${url}${path}`, {
+        headers: { 'x-request-id': `raw${path.replace('/', '-')}` },
+      });
+      expect(response.status, path).toBe(200);
+      await response.text();
+      expect(response.headers.get('x-request-id'), path).toBe(`raw${path.replace('/', '-')}`);
+      expect(response.headers.get('traceresponse'), path).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+      const span = await waitForSpan(sextant, (s) => s.spanContext().traceId === traceIdOf(response));
+      expect(span.name, path).toBe(`GET ${path}`);
+      expect(response.headers.get('traceresponse')).toContain(span.spanContext().spanId);
+    }
+  });
+
+  it("keeps Fastify's own request lines, with the access log on, for a route with config { sextant: false }", async () => {
+    const response = await fetch(`${url}/private`, { headers: { 'x-request-id': 'private-lines' } });
+    expect(response.status).toBe(200);
+    await waitFor(() =>
+      logs.records().find((r) => r.reqId === 'private-lines' && r.msg === 'request completed'),
+    );
+    expect(
+      logs
+        .records()
+        .filter((r) => r.reqId === 'private-lines')
+        .map((r) => r.msg),
+    ).toEqual(['incoming request', 'request completed']);
   });
 
   it('echoes a sane x-request-id, replaces an unsafe one, and Fastify reqId is the same id', async () => {
@@ -435,5 +474,70 @@ describe('sextantFastify on a real server', () => {
       url: '/teapot',
       host: expect.stringContaining('127.0.0.1'),
     });
+  });
+});
+
+describe('requests the router rejects before any hook runs', () => {
+  const logs = collectLogs();
+  let sextant: Sextant;
+  let app: FastifyInstance;
+  let url: string;
+  // The same routes on a Fastify without Sextant: the answers must not change.
+  let bare: FastifyInstance;
+  let bareUrl: string;
+
+  beforeAll(async () => {
+    sextant = createTestSextant(logs);
+    ({ app, url } = await start(sextant, (app) => {
+      app.get('/users/:id', async () => 'user');
+    }));
+    bare = fastify();
+    bare.get('/users/:id', async () => 'user');
+    await bare.listen({ port: 0, host: '127.0.0.1' });
+    bareUrl = `http://127.0.0.1:${(bare.server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    await app?.close();
+    await bare?.close();
+    await sextant?.shutdown();
+  });
+
+  it.each([
+    ['a malformed percent-encoding', '/users/%E0%A4%A', 400],
+    ['a parameter over maxParamLength', `/users/${'x'.repeat(120)}`, 414],
+  ])('records %s as an unmatched request, answered as Fastify answers it', async (_case, path, status) => {
+    const requestId = `rejected-${status}`;
+    const response = await fetch(`${url}${path}`, { headers: { 'x-request-id': requestId } });
+    const expected = await fetch(`${bareUrl}${path}`);
+    expect(response.status).toBe(status);
+    expect(await response.text()).toBe(await expected.text());
+    expect(response.headers.get('content-type')).toBe(expected.headers.get('content-type'));
+    expect(response.headers.get('x-request-id')).toBe(requestId);
+
+    const span = await waitForSpan(sextant, (s) => s.spanContext().traceId === traceIdOf(response));
+    expect(span.name).toBe('GET');
+    expect(span.attributes['http.route']).toBeUndefined();
+    expect(span.attributes['http.response.status_code']).toBe(status);
+    expect(span.attributes['url.path']).toBe(path);
+    expect(span.status.code).toBe(SpanStatusCode.UNSET);
+
+    const access = await waitFor(() =>
+      logs.records().find((r) => r.request_id === requestId && r.msg === 'request completed'),
+    );
+    expect(access).toMatchObject({
+      http_route: '_unmatched',
+      http_response_status_code: status,
+      trace_id: traceIdOf(response),
+    });
+    // As for every recorded request while the access log is on, Fastify's own lines are left to it.
+    expect(logs.records().filter((r) => r.reqId === requestId)).toEqual([]);
+    const exposition = await (await fetch(`${url}/metrics`)).text();
+    expect(
+      sampleSum(exposition, 'http_server_request_duration_seconds_count', {
+        http_route: '_unmatched',
+        http_response_status_code: String(status),
+      }),
+    ).toBe(1);
+    expect(sextant.inFlight.count).toBe(0);
   });
 });
