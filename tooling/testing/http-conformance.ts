@@ -1,3 +1,4 @@
+import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AppProcess, startApp } from './app-process.ts';
@@ -147,11 +148,26 @@ const INVALID_JOBS: Array<[string, unknown, string]> = [
   ],
 ];
 
+/** The largest a request body may be in every app: 1 MiB (Fastify's default, express-api's `1mb`). */
+const BODY_LIMIT_BYTES = 1024 * 1024;
+
+/** The smallest normal double, negated: as JSON, `-2.2250738585072014e-308`, as long as a number gets. */
+const LONGEST_NUMBER = -(2 ** -1022);
+
+/** The largest valid problem as JSON: 64 variables, every coefficient written with the most characters. */
+const LARGEST_QUBO = {
+  type: 'qubo' as const,
+  matrix: Array.from({ length: MAX_VERTICES }, () =>
+    Array.from({ length: MAX_VERTICES }, () => LONGEST_NUMBER),
+  ),
+};
+
 /** `POST /jobs` problems every app accepts, up to the largest. */
 const VALID_JOBS: Array<[string, { type: string } & Record<string, unknown>]> = [
   ['a 20-vertex ring', { type: 'maxcut', edges: Array.from({ length: 20 }, (_, i) => [i, (i + 1) % 20]) }],
   ['every edge of 64 vertices, the largest problem', { type: 'maxcut', edges: completeGraph(MAX_VERTICES) }],
   ['weighted edges', { ...SQUARE_JOB, weights: [1, 2, 0.5, -1] }],
+  ['a 64-variable QUBO of full-precision coefficients, the longest valid body', LARGEST_QUBO],
   [
     'a QUBO matrix',
     {
@@ -164,12 +180,22 @@ const VALID_JOBS: Array<[string, { type: string } & Record<string, unknown>]> = 
   ],
 ];
 
-const postJob = (url: string, body: unknown) =>
+const postJob = (url: string, body: unknown, init: RequestInit = {}) =>
   fetch(`${url}/jobs`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+    ...init,
   });
+
+/** A port nothing listens on: connections to it are refused. */
+async function refusedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
 
 function traceIdOf(response: Response): string {
   const header = response.headers.get('traceresponse');
@@ -186,11 +212,16 @@ function requestSeries(exposition: string): Array<Record<string, string>> {
   );
 }
 
-export function describeHttpConformance(
-  name: string,
-  /** `entry`: the script `node` runs, relative to `cwd` (default `src/main.ts`), for apps with a build step. */
-  options: { cwd: string; env?: Record<string, string>; entry?: string },
-) {
+export interface HttpConformanceOptions {
+  cwd: string;
+  env?: Record<string, string>;
+  /** The script `node` runs, relative to `cwd` (default `src/main.ts`), for apps with a build step. */
+  entry?: string;
+  /** Job rows by status in the store that `env` names (job-store/testing's `countJobs`). */
+  countJobs(): Promise<Record<string, number>>;
+}
+
+export function describeHttpConformance(name: string, options: HttpConformanceOptions) {
   const appEnv = (receiver: OtlpReceiver): Record<string, string> => ({
     OTEL_SERVICE_NAME: name,
     OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
@@ -367,6 +398,47 @@ export function describeHttpConformance(
       },
     );
 
+    it('answers 404 for ids that cannot be job ids, without a server error or an outage answer', async () => {
+      // `%00` once reached PostgreSQL, which refuses a NUL in text: answered 503 while the store was fine.
+      for (const [path, id] of [
+        ['%00', '\0'],
+        ['a%00b', 'a\0b'],
+        ['%20', ' '],
+        ['not-a-job', 'not-a-job'],
+        ['00000000-0000-4000-8000-000000000000', '00000000-0000-4000-8000-000000000000'],
+      ]) {
+        const response = await fetch(`${app.url}/jobs/${path}`);
+        expect(response.status, `GET /jobs/${path}`).toBe(404);
+        expect(await response.json()).toEqual({
+          statusCode: 404,
+          error: 'Not Found',
+          message: `no job with id ${JSON.stringify(id)}`,
+        });
+      }
+      expect((await fetch(`${app.url}/health/ready`)).status).toBe(200);
+    });
+
+    it('takes bodies up to 1 MiB however the problem is written, and answers a larger one 413 in the shared shape', async () => {
+      // Over Nest's Express default of 100 kB even compact; 129 KiB pretty-printed.
+      expect(JSON.stringify(LARGEST_QUBO).length).toBeGreaterThan(100 * 1024);
+      const problem = { ...LARGEST_QUBO, options: { delayMs: 60_000 } };
+      const pretty = JSON.stringify(problem, null, 2);
+      expect(pretty.length).toBeGreaterThan(128 * 1024);
+      const prettyCreated = await postJob(app.url, pretty);
+      expect(prettyCreated.status).toBe(202);
+      // Trailing white space is valid JSON: a body just under the limit.
+      const padded = pretty.padEnd(BODY_LIMIT_BYTES - 1024, ' ');
+      expect((await postJob(app.url, padded)).status).toBe(202);
+
+      const tooLarge = await postJob(app.url, pretty.padEnd(BODY_LIMIT_BYTES + 1024, ' '));
+      expect(tooLarge.status).toBe(413);
+      expect(await tooLarge.json()).toMatchObject({
+        statusCode: 413,
+        error: 'Payload Too Large',
+        message: expect.any(String),
+      });
+    });
+
     it.each(VALID_JOBS)('accepts %s: 202, stored for the worker', async (_case, body) => {
       // Delayed a minute: stays queued whether a worker runs or not.
       const created = await postJob(app.url, { ...body, options: { delayMs: 60_000 } });
@@ -374,6 +446,42 @@ export function describeHttpConformance(
       const { id } = (await created.json()) as { id: string };
       const job = await fetch(`${app.url}/jobs/${id}`);
       expect(await job.json()).toMatchObject({ id, type: body.type, status: 'queued' });
+    });
+  });
+
+  describe(`${name}: Redis unreachable since start-up`, () => {
+    it('answers POST /jobs 503 within seconds, leaves no row queued, and still shuts down by itself', async () => {
+      const app = await startApp({
+        cwd: options.cwd,
+        entry: options.entry,
+        env: {
+          ...options.env,
+          OTEL_TRACES_EXPORTER: 'none',
+          REDIS_URL: `redis://127.0.0.1:${await refusedPort()}`,
+        },
+      });
+      try {
+        const before = await options.countJobs();
+        const started = performance.now();
+        // A queue that never connected used to hold the request for as long as Redis stayed away.
+        const response = await postJob(app.url, SQUARE_JOB, { signal: AbortSignal.timeout(15_000) });
+        expect(response.status).toBe(503);
+        expect(performance.now() - started).toBeLessThan(5000);
+        expect(await response.json()).toEqual({
+          statusCode: 503,
+          error: 'Service Unavailable',
+          message: 'the job queue is unavailable, try again later',
+        });
+        const after = await options.countJobs();
+        expect(after).toEqual({ ...before, failed: (before.failed ?? 0) + 1 });
+        expect((await fetch(`${app.url}/health/ready`)).status).toBe(503);
+
+        app.child.kill('SIGTERM');
+        expect(await app.exited).toEqual({ code: 0, signal: null });
+        expect(app.strayLines()).toEqual([]);
+      } finally {
+        await app.stop();
+      }
     });
   });
 

@@ -6,7 +6,7 @@ import { createApp } from './app.ts';
 
 const sextant = createSextant({ serviceName: 'express-api', shutdown: { handleSignals: true } });
 
-// PORT: digits, 0 to 65535; anything else has been logged as a fatal record.
+// PORT: digits, 0 to 65535, default 3000; anything else has been logged as a fatal record.
 const port = portFromEnv(sextant) ?? process.exit(1);
 
 // DATABASE_URL (PostgreSQL, else an embedded SQLite file), REDIS_URL and SEXTANT_QUEUE_PREFIX.

@@ -8,5 +8,5 @@ const cwd = fileURLToPath(new URL('..', import.meta.url));
 const backends = createTestBackends('express_conformance');
 afterAll(() => backends.cleanup());
 
-describeHttpConformance('express-api', { cwd, env: backends.env });
+describeHttpConformance('express-api', { cwd, env: backends.env, countJobs: backends.countJobs });
 describeStartupConformance('express-api', { cwd, env: backends.env });

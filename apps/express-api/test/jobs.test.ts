@@ -152,6 +152,23 @@ describe('express-api jobs API, in process', () => {
     expect(JSON.stringify(logged)).toContain('this route always fails');
   });
 
+  it('answers a store error that is not an outage with a generic 500, not a 503 saying the store is away', async () => {
+    await backends.sql('ALTER TABLE "Job" RENAME TO "Job_moved"');
+    try {
+      const read = await fetch(`${url}/jobs/00000000-0000-4000-8000-000000000000`);
+      expect(read.status).toBe(500);
+      expect(await read.json()).toEqual({
+        statusCode: 500,
+        error: 'Internal Server Error',
+        message: 'internal server error',
+      });
+      expect((await post(SQUARE_JOB)).status).toBe(500);
+      expect((await fetch(`${url}/health/ready`)).status).toBe(200);
+    } finally {
+      await backends.sql('ALTER TABLE "Job_moved" RENAME TO "Job"');
+    }
+  });
+
   it('answers JSON 404 for unknown paths, shared under one route label', async () => {
     const response = await fetch(`${url}/nothing/here`);
     expect(response.status).toBe(404);

@@ -1,11 +1,11 @@
 import type { AddressInfo } from 'node:net';
 import { createSextant } from '@sextant/core';
-import { createJobQueue, createJobStore, portFromEnv } from 'job-store';
+import { createJobQueue, createJobStore, envSetting, portFromEnv } from 'job-store';
 import { createApp } from './app.ts';
 
 const sextant = createSextant({ serviceName: 'fastify-api', shutdown: { handleSignals: true } });
 
-// PORT: digits, 0 to 65535; anything else has been logged as a fatal record.
+// PORT: digits, 0 to 65535, default 3000; anything else has been logged as a fatal record.
 const port = portFromEnv(sextant);
 if (port === undefined) {
   process.exitCode = 1;
@@ -23,7 +23,7 @@ if (port === undefined) {
   sextant.onShutdown(() => app.close());
 
   try {
-    await app.listen({ port, host: process.env.HOST ?? '0.0.0.0' });
+    await app.listen({ port, host: envSetting('HOST') ?? '0.0.0.0' });
     const address = app.server.address() as AddressInfo;
     sextant.logger.info({ port: address.port }, 'fastify-api listening');
   } catch (error) {

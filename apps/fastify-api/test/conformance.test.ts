@@ -8,5 +8,5 @@ const cwd = fileURLToPath(new URL('..', import.meta.url));
 const backends = createTestBackends('fastify_conformance');
 afterAll(() => backends.cleanup());
 
-describeHttpConformance('fastify-api', { cwd, env: backends.env });
+describeHttpConformance('fastify-api', { cwd, env: backends.env, countJobs: backends.countJobs });
 describeStartupConformance('fastify-api', { cwd, env: backends.env });

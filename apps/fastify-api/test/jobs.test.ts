@@ -139,6 +139,23 @@ describe('fastify-api', () => {
     expect(JSON.stringify(logged)).toContain('this route always fails');
   });
 
+  it('answers a store error that is not an outage with a generic 500, not a 503 saying the store is away', async () => {
+    await backends.sql('ALTER TABLE "Job" RENAME TO "Job_moved"');
+    try {
+      const read = await fetch(`${url}/jobs/00000000-0000-4000-8000-000000000000`);
+      expect(read.status).toBe(500);
+      expect(await read.json()).toEqual({
+        statusCode: 500,
+        error: 'Internal Server Error',
+        message: 'internal server error',
+      });
+      expect((await postJob(SQUARE_JOB)).status).toBe(500);
+      expect((await fetch(`${url}/health/ready`)).status).toBe(200);
+    } finally {
+      await backends.sql('ALTER TABLE "Job_moved" RENAME TO "Job"');
+    }
+  });
+
   it('on shutdown, answers readiness 503 at once, finishes in-flight requests, then closes', async () => {
     const inFlight = fetch(`${url}/slow?ms=300`).then((response) => response.status);
     await until(async () => (sextant.inFlight.count > 0 ? true : undefined));

@@ -11,13 +11,16 @@ export {
 export type { JobOptions, JobView, OptionsValidation, SubmittedProblem } from './jobs.ts';
 export {
   countJobsByStatus,
+  ENQUEUE_TIMEOUT_MS,
   findJob,
   JobsUnavailableError,
   MAX_DELAY_MS,
   submitJob,
   validateJobOptions,
 } from './jobs.ts';
-export { portFromEnv } from './port.ts';
+export type { Environment } from './env.ts';
+export { envSetting } from './env.ts';
+export { DEFAULT_PORT, portFromEnv } from './port.ts';
 export type { JobData, JobQueue, JobQueueOptions, ResolvedQueueSettings } from './queue.ts';
 export { DEFAULT_REDIS_URL, JOB_QUEUE_NAME } from './constants.ts';
 export { createJobQueue, JOB_ATTEMPTS, queueSettings, RETRY_BACKOFF_MS } from './queue.ts';

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { isStoreUnavailable } from './availability.ts';
 import { JOB_ATTEMPTS, type JobQueue } from './queue.ts';
 import { type JobStatus, type JobStore, optimisationUnitOf } from './store.ts';
 
@@ -54,6 +55,48 @@ export interface SubmittedProblem {
   type: string;
 }
 
+/**
+ * How long `submitJob` waits for the queue to take a job before it answers that the queue is
+ * unavailable. `enableOfflineQueue: false` makes `add` fail at once only on a connection that
+ * has been ready before: a queue that has never reached Redis waits for it however long it
+ * takes, and so would the request, with its row left `queued`.
+ */
+export const ENQUEUE_TIMEOUT_MS = 2000;
+
+/** Ids are `randomUUID()`s: anything else names no job, and is answered without a query. */
+const JOB_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** Adds the job's id to the queue, or rejects once {@link ENQUEUE_TIMEOUT_MS} have passed. */
+async function enqueue(queue: JobQueue, id: string, options: JobOptions): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`the job queue did not answer within ${ENQUEUE_TIMEOUT_MS} ms`)),
+      ENQUEUE_TIMEOUT_MS,
+    );
+  });
+  try {
+    // Wait for the connection before adding: an `add` issued now would run whenever Redis comes
+    // back, long after the client was told 503 and the row marked failed.
+    await Promise.race([queue.waitUntilReady(), deadline]);
+    const added = queue.add(
+      'solve',
+      { jobId: id },
+      options.delayMs ? { jobId: id, delay: options.delayMs } : { jobId: id },
+    );
+    try {
+      await Promise.race([added, deadline]);
+    } catch (error) {
+      // A command sent to a Redis that stopped answering may still go through later: take that
+      // job back, so the worker does not run a job its client was told had failed.
+      added.then(() => queue.remove(id)).catch(() => undefined);
+      throw error;
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 async function storeAndEnqueue(
   store: JobStore,
   queue: JobQueue,
@@ -66,14 +109,12 @@ async function storeAndEnqueue(
       data: { id, status: 'queued', problem: problem as object, failAttempts: options.failAttempts ?? 0 },
     });
   } catch (error) {
+    // Any other failure is a bug or a broken schema, not something a retry fixes: a 500.
+    if (!isStoreUnavailable(error)) throw error;
     throw new JobsUnavailableError('the job store is unavailable, try again later', { cause: error });
   }
   try {
-    await queue.add(
-      'solve',
-      { jobId: id },
-      options.delayMs ? { jobId: id, delay: options.delayMs } : { jobId: id },
-    );
+    await enqueue(queue, id, options);
   } catch (error) {
     await store.job
       .update({ where: { id }, data: { status: 'failed', error: 'the job queue was unavailable' } })
@@ -86,8 +127,9 @@ async function storeAndEnqueue(
 /**
  * Stores the job (`queued`) and enqueues its id, as the `optimisation` business unit's
  * `submit_job` operation (span, duration and outcome metrics, a `job_submitted` event). When the
- * queue refuses it (Redis away), the row is marked `failed` and a {@link JobsUnavailableError}
- * is thrown.
+ * queue refuses it or does not take it within {@link ENQUEUE_TIMEOUT_MS} (Redis away), the row
+ * is marked `failed` and a {@link JobsUnavailableError} is thrown; so it is when the database
+ * cannot be reached ({@link isStoreUnavailable}). Other store errors are rethrown as they are.
  */
 export function submitJob(
   store: JobStore,
@@ -116,18 +158,23 @@ export interface JobView {
   error?: string;
 }
 
-/** Reads a job for `GET /jobs/:id`; `undefined` when there is none. Store errors become {@link JobsUnavailableError}. */
-/** Reads a job back, as the `optimisation` unit's `get_job` operation. */
+/**
+ * Reads a job for `GET /jobs/:id`, as the `optimisation` unit's `get_job` operation; `undefined`
+ * when there is none, without a query when `id` cannot be a job's id. A database that cannot be
+ * reached is a {@link JobsUnavailableError}; other store errors are rethrown as they are.
+ */
 export function findJob(store: JobStore, id: string): Promise<JobView | undefined> {
   const unit = optimisationUnitOf(store);
   return unit === undefined ? readJob(store, id) : unit.operation('get_job', () => readJob(store, id));
 }
 
 async function readJob(store: JobStore, id: string): Promise<JobView | undefined> {
+  if (!JOB_ID.test(id)) return undefined;
   let row: Awaited<ReturnType<JobStore['job']['findUnique']>>;
   try {
     row = await store.job.findUnique({ where: { id } });
   } catch (error) {
+    if (!isStoreUnavailable(error)) throw error;
     throw new JobsUnavailableError('the job store is unavailable, try again later', { cause: error });
   }
   if (row === null) return undefined;

@@ -40,8 +40,9 @@ export function queueSettings(options: JobQueueOptions = {}): ResolvedQueueSetti
 /**
  * The producer side of {@link JOB_QUEUE_NAME}: BullMQ's `Queue` with Sextant's telemetry, so a
  * job added inside a request carries the request's trace and id to the worker. Its connection
- * does not queue commands while Redis is away (`enableOfflineQueue: false`): `add` fails at once,
- * so an HTTP handler can answer 503 instead of hanging. Registers the `redis` health check
+ * does not queue commands while Redis is away (`enableOfflineQueue: false`): once it has been
+ * connected, `add` fails at once. Before the first connection BullMQ holds `add` until Redis
+ * answers, which is why `submitJob` gives it a deadline. Registers the `redis` health check
  * (critical) and closes the queue at shutdown.
  */
 export function createJobQueue(sextant: Sextant, options: JobQueueOptions = {}): JobQueue {

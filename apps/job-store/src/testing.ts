@@ -7,6 +7,7 @@ import { Queue } from 'bullmq';
 import pg from 'pg';
 import { DEFAULT_REDIS_URL, JOB_QUEUE_NAME } from './constants.ts';
 import { ensureClients } from './generate.ts';
+import type { JobStatus } from './store.ts';
 
 export const TEST_POSTGRES_URL =
   process.env.SEXTANT_TEST_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
@@ -16,6 +17,10 @@ export interface TestBackends {
   /** `DATABASE_URL` (a fresh schema, created by the first process that opens the store), `REDIS_URL`, `SEXTANT_QUEUE_PREFIX`. */
   readonly env: { DATABASE_URL: string; REDIS_URL: string; SEXTANT_QUEUE_PREFIX: string };
   readonly schema: string;
+  /** Job rows by status in the schema (all four statuses, 0 when none or before the table exists). */
+  countJobs(): Promise<Record<JobStatus, number>>;
+  /** Runs SQL with the schema first on the search path: to inspect the store, or to break it on purpose. */
+  sql(text: string): Promise<Array<Record<string, unknown>>>;
   /** Drops the schema and the queue's keys. */
   cleanup(): Promise<void>;
 }
@@ -24,6 +29,16 @@ export function createTestBackends(label: string): TestBackends {
   const suffix = `${label.replace(/[^a-z0-9]/gi, '_').toLowerCase()}_${randomBytes(5).toString('hex')}`;
   const schema = `jobs_${suffix}`;
   const prefix = `test_${suffix}`;
+  const sql = async (text: string) => {
+    const client = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+    await client.connect();
+    try {
+      await client.query(`SET search_path TO "${schema}"`);
+      return (await client.query<Record<string, unknown>>(text)).rows;
+    } finally {
+      await client.end();
+    }
+  };
   return {
     env: {
       DATABASE_URL: `${TEST_POSTGRES_URL}?schema=${schema}`,
@@ -31,6 +46,16 @@ export function createTestBackends(label: string): TestBackends {
       SEXTANT_QUEUE_PREFIX: prefix,
     },
     schema,
+    async countJobs() {
+      const counts: Record<JobStatus, number> = { queued: 0, running: 0, completed: 0, failed: 0 };
+      const exists = await sql(`SELECT to_regclass('"${schema}"."Job"') IS NOT NULL AS present`);
+      if (exists[0]?.present !== true) return counts;
+      for (const row of await sql('SELECT status, count(*)::int AS n FROM "Job" GROUP BY status')) {
+        counts[row.status as JobStatus] = row.n as number;
+      }
+      return counts;
+    },
+    sql,
     async cleanup() {
       const client = new pg.Client({ connectionString: TEST_POSTGRES_URL });
       await client.connect();

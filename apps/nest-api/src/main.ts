@@ -2,24 +2,27 @@ import 'reflect-metadata';
 import type { AddressInfo } from 'node:net';
 import type { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { ExpressAdapter } from '@nestjs/platform-express';
-import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { createSextant } from '@sextant/core';
 import { SextantLogger } from '@sextant/nestjs';
-import { createJobQueue, createJobStore, portFromEnv } from 'job-store';
+import { createJobQueue, createJobStore, envSetting, portFromEnv } from 'job-store';
 import { AppModule } from './app.module.ts';
+import { configurePlatform, createAdapter, isPlatform } from './platform.ts';
 
 const sextant = createSextant({ serviceName: 'nest-api', shutdown: { handleSignals: true } });
 
-// PORT: digits, 0 to 65535; anything else has been logged as a fatal record.
+// PORT: digits, 0 to 65535, default 3000; anything else has been logged as a fatal record.
 const port = portFromEnv(sextant);
-const platform = process.env.NEST_PLATFORM ?? 'express';
+const platform = envSetting('NEST_PLATFORM') ?? 'express';
 
 if (port === undefined) {
   process.exitCode = 1;
   await sextant.shutdown();
-} else if (platform !== 'express' && platform !== 'fastify') {
-  sextant.logger.fatal({ platform }, 'NEST_PLATFORM must be express or fastify');
+} else if (!isPlatform(platform)) {
+  const given = process.env.NEST_PLATFORM;
+  sextant.logger.fatal(
+    { platform: given },
+    `NEST_PLATFORM must be "express" or "fastify", got ${JSON.stringify(given)}`,
+  );
   process.exitCode = 1;
   await sextant.shutdown();
 } else {
@@ -29,21 +32,21 @@ if (port === undefined) {
     process.exit(1);
   });
   const queue = createJobQueue(sextant);
-  const adapter = platform === 'fastify' ? new FastifyAdapter() : new ExpressAdapter();
   // Nest's own records (start-up, routes) wait for Sextant's logger instead of going to the console.
   const app: INestApplication = await NestFactory.create(
     AppModule.register(sextant, { store, queue }),
-    adapter,
+    createAdapter(platform),
     {
       bufferLogs: true,
     },
   );
+  configurePlatform(app, platform);
   app.useLogger(new SextantLogger(sextant));
   // On SIGTERM Sextant answers readiness with 503 at once and lets in-flight requests finish;
   // then this hook closes Nest and its server, spans are flushed, and the process exits by itself.
   sextant.onShutdown(() => app.close());
   try {
-    await app.listen(port, process.env.HOST ?? '0.0.0.0');
+    await app.listen(port, envSetting('HOST') ?? '0.0.0.0');
     const address = app.getHttpServer().address() as AddressInfo;
     sextant.logger.info({ port: address.port, platform }, 'nest-api listening');
   } catch (error) {

@@ -95,4 +95,17 @@ describe.each(['express', 'fastify'])('nest-api on %s: the Nest pipeline inside 
     expect(span!.name).toBe('GET /jobs/:id');
     expect(span!.status.code).not.toBe(2);
   });
+
+  it('answers a store error that is not an outage with a 500, not a 503 saying the store is away', async () => {
+    await backends.sql('ALTER TABLE "Job" RENAME TO "Job_moved"');
+    try {
+      const read = await fetch(`${app.url}/jobs/00000000-0000-4000-8000-000000000000`);
+      expect(read.status).toBe(500);
+      expect(((await read.json()) as { message: string }).message).toBe('Internal server error');
+      expect((await submit(`${platform}-broken-store`)).status).toBe(500);
+      expect((await fetch(`${app.url}/health/ready`)).status).toBe(200);
+    } finally {
+      await backends.sql('ALTER TABLE "Job_moved" RENAME TO "Job"');
+    }
+  });
 });
