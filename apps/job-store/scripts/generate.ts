@@ -1,8 +1,11 @@
 /**
  * Generates the Prisma clients (into generated/, gitignored) from the two schemas, offline: Prisma 7
  * generates without an engine, but its CLI still wants PRISMA_SCHEMA_ENGINE_BINARY to name an
- * executable. Run by `postinstall`, and by `ensureClients()` when a client is missing at start.
+ * executable. Run by `postinstall` and `pnpm --filter job-store generate`. With `--if-missing`
+ * (the typecheck), only when no complete client is there: regenerating rewrites generated/ while
+ * the other apps' typechecks, run in parallel, read it.
  */
-import { generateClients } from '../src/generate.ts';
+import { ensureClients, generateClients } from '../src/generate.ts';
 
-await generateClients();
+if (process.argv.includes('--if-missing')) await ensureClients();
+else await generateClients();
