@@ -85,8 +85,9 @@ describe('shutdown', () => {
     const stats = sextant.tracing.stats();
     expect(stats.ended).toBe(1500);
     expect(stats.exported).toBe(0);
+    // Every span is accounted for when shutdown resolves, the batch that was being sent included.
+    expect(stats.droppedByReason.shutdown + stats.droppedByReason.export_failed).toBe(1500);
     expect(stats.droppedByReason.shutdown).toBeGreaterThan(0);
-    expect(stats.droppedByReason.shutdown + stats.droppedByReason.export_failed).toBeLessThanOrEqual(1500);
   });
 
   it('stops waiting for work that never ends after shutdown.timeoutMs, and still runs the hooks', async () => {

@@ -83,6 +83,9 @@ interface FlushWaiter {
   readonly resolve: () => void;
 }
 
+/** How a batch given up on at shutdown is settled (see #exportBatch's `finish`). */
+const ABANDONED = Symbol('abandoned at shutdown');
+
 // The exporter's own HTTP calls must not be traced, and must not inherit the request that
 // happened to end the span that filled a batch.
 const EXPORT_CONTEXT: Context = suppressTracing(ROOT_CONTEXT);
@@ -112,6 +115,8 @@ export class CountingBatchSpanProcessor<Batch = ReadableSpan[]> implements SpanP
   /** #pump is on the stack; a synchronous exporter calls back inside it. */
   #pumping = false;
   #closing = false;
+  /** Counts the batch with the exporter as dropped (shutdown) and ignores its later answer. */
+  #abandonInFlight: (() => void) | undefined;
   #shutdownPromise: Promise<void> | undefined;
   #waiters: FlushWaiter[] = [];
   readonly #deferExport: boolean;
@@ -212,13 +217,17 @@ export class CountingBatchSpanProcessor<Batch = ReadableSpan[]> implements SpanP
     }
   }
 
-  /** Drops every queued span (reason `shutdown`); a batch already with the exporter settles as it will. */
+  /**
+   * Drops every queued span and the batch with the exporter (reason `shutdown`): a process that
+   * exits once shutdown resolves never learns how that batch ended, so it is counted now.
+   */
   #dropQueued(): void {
     while (this.#queue.length > 0) {
       const { size } = this.#queue.take();
       this.#droppedShutdown += size;
       this.#settled += size;
     }
+    this.#abandonInFlight?.();
     this.#resolveWaiters();
   }
 
@@ -245,12 +254,15 @@ export class CountingBatchSpanProcessor<Batch = ReadableSpan[]> implements SpanP
     this.#exporting = true;
     let finished = false;
     let timeout: NodeJS.Timeout | undefined;
+    /** `error` undefined: exported; ABANDONED: given up on at shutdown; anything else: failed. */
     const finish = (error: unknown): void => {
-      // An exporter may answer after the timeout already counted the batch as failed.
+      // An exporter may answer after the timeout, or the shutdown limit, already counted the batch.
       if (finished) return;
       finished = true;
+      this.#abandonInFlight = undefined;
       if (timeout !== undefined) clearTimeout(timeout);
       if (error === undefined) this.#exported += size;
+      else if (error === ABANDONED) this.#droppedShutdown += size;
       else {
         this.#droppedExportFailed += size;
         this.#sink.report('span_export', error);
@@ -260,6 +272,7 @@ export class CountingBatchSpanProcessor<Batch = ReadableSpan[]> implements SpanP
       this.#resolveWaiters();
       this.#pump();
     };
+    this.#abandonInFlight = () => finish(ABANDONED);
     if (this.#exportTimeoutMillis > 0) {
       timeout = setTimeout(
         () => finish(new Error(`span export timed out after ${this.#exportTimeoutMillis} ms`)),

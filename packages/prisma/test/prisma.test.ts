@@ -59,7 +59,10 @@ describe.each(databases)('on $system', ({ system, open, KnownError }) => {
     const wrapper = sextant.tracing.finishedSpans().find((span) => span.name === 'JobRepository.count')!;
     expect(operation!.parentSpanContext?.spanId).toBe(wrapper.spanContext().spanId);
     // A batch transaction takes Prisma queries only: the traced one must still be one.
-    const [inBatch, jobs] = await db.prisma.$transaction([count(), prisma.job.findMany()]);
+    const [inBatch, jobs] = await (db.prisma as PostgresClient).$transaction([
+      count(),
+      prisma.job.findMany(),
+    ]);
     expect(inBatch).toBe(1);
     expect(jobs).toHaveLength(1);
   });
