@@ -3,7 +3,8 @@ import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sampleValue } from '../../../tooling/testing/exposition.ts';
 import { promtoolCheck } from '../../../tooling/testing/promtool.ts';
-import type { BusinessTracer } from './business.ts';
+import type { BusinessKpi, BusinessTracer } from './business.ts';
+import type { SextantOptions } from './config.ts';
 import { runWithRequestId, setTenant, setUser } from './context.ts';
 import { ERROR_CODES, SextantConfigError } from './errors.ts';
 import { createSextant, type Sextant } from './sextant.ts';
@@ -25,12 +26,13 @@ afterEach(async () => {
   current = undefined;
 });
 
-function harness(): Harness {
+function harness(metrics: SextantOptions['metrics'] = {}): Harness {
   const lines: string[] = [];
   const sextant = createSextant({
     serviceName: 'business-test',
     tracing: { exporter: 'memory' },
     logs: { destination: { write: (line: string) => void lines.push(line) } },
+    metrics: { defaultMetrics: false, ...metrics },
     env: {},
   });
   current = sextant;
@@ -42,6 +44,19 @@ function harness(): Harness {
     scrape: async () => (await sextant.metrics.render()).body,
   };
 }
+
+/** The SextantConfigError `declare` throws. */
+function refusal(declare: () => void): SextantConfigError {
+  try {
+    declare();
+  } catch (error) {
+    expect(error).toBeInstanceOf(SextantConfigError);
+    return error as SextantConfigError;
+  }
+  throw new Error('expected a SextantConfigError');
+}
+
+const collect = () => 1;
 
 const CHARGE_SUCCESS = { business_unit: 'billing', business_operation: 'charge', outcome: 'success' };
 const CHARGE_FAILURE = { ...CHARGE_SUCCESS, outcome: 'failure' };
@@ -143,6 +158,39 @@ describe('business operations', () => {
     expect(sampleValue(await scrape(), 'business_operations_total', CHARGE_FAILURE)).toBe(1);
   });
 
+  it("ends the operation as a failure when a thenable's then() throws, and rethrows that error", async () => {
+    const { business, scrape, spans, records } = harness();
+    const billing = business.unit('billing');
+    const error = new Error('query builder broken');
+    expect(() =>
+      billing.operation('charge', () => ({
+        // biome-ignore lint/suspicious/noThenProperty: a broken thenable is the case under test
+        then() {
+          throw error;
+        },
+      })),
+    ).toThrow(error);
+    // One that settles and then throws still ends once, as what happened first.
+    expect(() =>
+      billing.operation('charge', () => ({
+        // biome-ignore lint/suspicious/noThenProperty: a broken thenable is the case under test
+        then(onFulfilled: (value: number) => void) {
+          onFulfilled(1);
+          throw error;
+        },
+      })),
+    ).toThrow(error);
+    const ended = spans();
+    expect(ended).toHaveLength(2);
+    expect(ended[0]!.attributes['business.outcome']).toBe('failure');
+    expect(ended[0]!.status).toEqual({ code: SpanStatusCode.ERROR, message: 'query builder broken' });
+    expect(ended[1]!.attributes['business.outcome']).toBe('success');
+    const body = await scrape();
+    expect(sampleValue(body, 'business_operations_total', CHARGE_FAILURE)).toBe(1);
+    expect(sampleValue(body, 'business_operations_total', CHARGE_SUCCESS)).toBe(1);
+    expect(records().filter((r) => r.business_operation === 'charge')).toHaveLength(2);
+  });
+
   it('reads the user named during the operation, and leaves ids out when there is no request', async () => {
     const { business, spans } = harness();
     const auth = business.unit('auth');
@@ -230,6 +278,106 @@ describe('business KPIs', () => {
         reason: 'invalid_value',
       }),
     ).toBe(1);
+  });
+
+  it('never starts a second call of a KPI whose first one is still running', async () => {
+    const { business, scrape } = harness({ collectTimeoutMs: 50 });
+    let calls = 0;
+    let answer: (value: number) => void = () => undefined;
+    business.unit('billing').kpi({
+      name: 'open_invoices',
+      help: 'Invoices not paid yet.',
+      timeoutMs: 20,
+      collect: () => {
+        calls += 1;
+        return new Promise<number>((resolve) => {
+          answer = resolve;
+        });
+      },
+    });
+    let body = '';
+    for (let i = 0; i < 5; i++) body = await scrape();
+    expect(calls).toBe(1);
+    expect(
+      sampleValue(body, 'sextant_metric_errors_total', {
+        metric: 'business_billing_open_invoices',
+        reason: 'collect_failed',
+      }),
+    ).toBe(5);
+    // The late answer is not lost: it sets the gauge, and only then does a scrape call again.
+    answer(12);
+    await new Promise((resolve) => setImmediate(resolve));
+    body = await scrape();
+    expect(calls).toBe(2);
+    expect(sampleValue(body, 'business_billing_open_invoices', {})).toBe(12);
+  });
+
+  it('exports no sample for a KPI until it first answers', async () => {
+    const { business, scrape } = harness();
+    let failing = true;
+    business.unit('billing').kpi({
+      name: 'overdue_invoices',
+      help: 'Invoices past due.',
+      collect: () => {
+        if (failing) throw new Error('database down');
+        return 3;
+      },
+    });
+    let body = await scrape();
+    expect(body).toContain('# TYPE business_billing_overdue_invoices gauge');
+    expect(sampleValue(body, 'business_billing_overdue_invoices', {})).toBe(undefined);
+    expect(promtoolCheck(body)).toEqual({ status: 0, problems: '' });
+    failing = false;
+    body = await scrape();
+    expect(sampleValue(body, 'business_billing_overdue_invoices', {})).toBe(3);
+    // Afterwards, a failure keeps the last value.
+    failing = true;
+    expect(sampleValue(await scrape(), 'business_billing_overdue_invoices', {})).toBe(3);
+  });
+
+  it('refuses a KPI without a valid name', async () => {
+    const { business, scrape } = harness();
+    const billing = business.unit('billing');
+    const unnamed = refusal(() => billing.kpi({ name: undefined as unknown as string, help: 'h', collect }));
+    expect(unnamed.code).toBe(ERROR_CODES.INVALID_METRIC);
+    expect(unnamed.message).toMatch(/KPI name undefined of business unit "billing" is invalid: expected/);
+    expect(refusal(() => billing.kpi(undefined as unknown as BusinessKpi)).message).toMatch(
+      /KPI definition undefined of business unit "billing" is invalid/,
+    );
+    expect(await scrape()).not.toContain('business_billing_undefined');
+  });
+
+  it('refuses a KPI declared twice, naming the KPI and its unit', async () => {
+    const { business, scrape } = harness();
+    const billing = business.unit('billing');
+    billing.kpi({ name: 'open_invoices', help: 'Invoices not paid yet.', collect });
+    const twice = refusal(() =>
+      billing.kpi({ name: 'open_invoices', help: 'Invoices not paid yet.', collect: () => 2 }),
+    );
+    expect(twice.code).toBe(ERROR_CODES.DUPLICATE_METRIC);
+    expect(twice.message).toMatch(/KPI "open_invoices" of business unit "billing" is declared twice/);
+    // Another unit whose KPI would be the same gauge.
+    const other = refusal(() =>
+      business.unit('billing_open').kpi({ name: 'invoices', help: 'Invoices not paid yet.', collect }),
+    );
+    expect(other.message).toMatch(
+      /KPI "invoices" of business unit "billing_open" is declared twice: its gauge business_billing_open_invoices is already declared by KPI "open_invoices" of business unit "billing"/,
+    );
+    expect(sampleValue(await scrape(), 'business_billing_open_invoices', {})).toBe(1);
+  });
+
+  it('refuses a KPI timeout out of 1..metrics.collectTimeoutMs, naming the range', async () => {
+    const { business, scrape } = harness({ collectTimeoutMs: 5000 });
+    const billing = business.unit('billing');
+    for (const timeoutMs of [3_000_000_000, 5001, 0.5, Number.POSITIVE_INFINITY]) {
+      const error = refusal(() => billing.kpi({ name: 'late_invoices', help: 'h', collect, timeoutMs }));
+      expect(error.code).toBe(ERROR_CODES.INVALID_OPTION);
+      expect(error.message).toMatch(
+        /KPI "late_invoices" of business unit "billing" has timeoutMs .*: expected milliseconds from 1 to 5000 \(metrics\.collectTimeoutMs/,
+      );
+    }
+    billing.kpi({ name: 'late_invoices', help: 'h', collect, timeoutMs: 5000 });
+    expect(sampleValue(await scrape(), 'business_billing_late_invoices', {})).toBe(1);
   });
 
   it('refuses invalid KPI declarations at start-up', () => {

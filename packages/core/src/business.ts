@@ -7,6 +7,7 @@
 
 import type { Attributes, Span, Tracer } from '@opentelemetry/api';
 import type { Logger } from 'pino';
+import { Gauge } from 'prom-client';
 import { getRequestState } from './context.ts';
 import { describeValue, ERROR_CODES, SextantConfigError } from './errors.ts';
 import type { InternalErrorSink } from './internal-errors.ts';
@@ -27,13 +28,24 @@ export const BUSINESS_ATTRIBUTES = Object.freeze({
 export type BusinessOutcome = 'success' | 'failure';
 
 export interface BusinessKpi {
-  /** Lowercase snake case; the gauge is `business_<unit>_<name>`, so a unit suffix follows the metric rules (`_seconds`, `_bytes`, `_ratio`). */
+  /**
+   * Lowercase snake case (`^[a-z][a-z0-9_]*$`), once per unit; the gauge is
+   * `business_<unit>_<name>`, so a unit suffix follows the metric rules (`_seconds`, `_bytes`, `_ratio`).
+   */
   name: string;
   /** One line of text, the gauge's HELP. */
   help: string;
-  /** Read on every scrape. A throw, a rejection, a non-number or a timeout is counted in `sextant_metric_errors_total` and the gauge keeps its previous value. */
+  /**
+   * Read on every scrape, but never called again while a previous call is still running: later
+   * scrapes wait for that call, and its answer, however late, sets the gauge. A throw, a
+   * rejection, a non-number or a timeout is counted in `sextant_metric_errors_total` and the gauge
+   * keeps its previous value; until the first answer, the gauge has no sample.
+   */
   collect: () => number | Promise<number>;
-  /** Milliseconds a scrape waits for `collect`. Default 500. */
+  /**
+   * Milliseconds a scrape waits for `collect`: 1 to `metrics.collectTimeoutMs` (default 2000),
+   * since a scrape waits no longer for any collect. Default 500.
+   */
   timeoutMs?: number;
 }
 
@@ -47,7 +59,11 @@ export interface BusinessUnit {
   operation<T>(name: string, fn: (span: Span) => T, attributes?: Attributes): T;
   /** Counts `business_events_total{business_unit, business_event}` and logs a business-event record. */
   event(name: string, fields?: Record<string, unknown>): void;
-  /** Declares the gauge `business_<unit>_<kpi.name>`, read at scrape time. Throws `SextantConfigError` for an invalid name. */
+  /**
+   * Declares the gauge `business_<unit>_<kpi.name>`, read at scrape time. Throws
+   * `SextantConfigError` for an invalid or already declared name, a `collect` that is not a
+   * function, or a `timeoutMs` out of range.
+   */
   kpi(kpi: BusinessKpi): void;
 }
 
@@ -61,10 +77,18 @@ export interface BusinessTracerDeps {
   metrics: Metrics;
   logger: Logger;
   sink: InternalErrorSink;
+  /** `metrics.collectTimeoutMs`: no KPI may ask a scrape to wait longer. Default 60000. */
+  collectTimeoutMs?: number;
 }
 
 const DEFAULT_KPI_TIMEOUT_MS = 500;
+/**
+ * The largest `metrics.collectTimeoutMs`: no scrape waits longer for a KPI, and it keeps the
+ * timer far from Node's 2^31 ms limit (past which a timer fires at once).
+ */
+const MAX_KPI_TIMEOUT_MS = 60_000;
 const UNIT_NAME = /^[a-z][a-z0-9_]*$/;
+const KPI_NAME = UNIT_NAME;
 /** Operations whose series are kept ready per unit; past it they are looked up per call (the metric's series limit still holds). */
 const MAX_CACHED_OPERATIONS = 256;
 
@@ -80,6 +104,8 @@ type OperationLabel = 'business_unit' | 'business_operation' | 'outcome';
 
 interface Shared {
   readonly deps: BusinessTracerDeps;
+  /** Gauge names of the KPIs declared so far (of every unit), and which KPI declared each. */
+  readonly kpis: Map<string, string>;
   readonly operations: SextantCounter<OperationLabel>;
   readonly durations: SextantHistogram<OperationLabel>;
   readonly events: SextantCounter<'business_unit' | 'business_event'>;
@@ -93,21 +119,17 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
   );
 }
 
-function withTimeout(
-  collect: () => number | Promise<number>,
-  timeoutMs: number,
-  name: string,
-): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
+function withTimeout(work: Promise<void>, timeoutMs: number, name: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
     const timer = setTimeout(
       () => reject(new Error(`KPI ${name} did not answer within ${timeoutMs} ms`)),
       timeoutMs,
     );
     timer.unref();
-    new Promise<number>((inner) => inner(collect())).then(
-      (value) => {
+    work.then(
+      () => {
         clearTimeout(timer);
-        resolve(value);
+        resolve();
       },
       (error: unknown) => {
         clearTimeout(timer);
@@ -186,30 +208,44 @@ function createUnit(shared: Shared, unitName: string): BusinessUnit {
         finish(span, name, operationSeries, startedAt, 'failure', error);
         throw error;
       }
-      if (result instanceof Promise) {
-        // The caller keeps the original promise; this only observes it, so its rejection is
-        // not turned into a second, unhandled one.
-        result.then(
-          () => finish(span, name, operationSeries, startedAt, 'success', undefined),
-          (error: unknown) => finish(span, name, operationSeries, startedAt, 'failure', error),
-        );
+      if (!isThenable(result)) {
+        finish(span, name, operationSeries, startedAt, 'success', undefined);
         return result;
       }
-      if (isThenable(result)) {
+      // A hand-written thenable may call both callbacks, or call one and then throw: the
+      // operation ends once, with what happened first.
+      let ended = false;
+      const end = (outcome: BusinessOutcome, error: unknown) => {
+        if (ended) return;
+        ended = true;
+        finish(span, name, operationSeries, startedAt, outcome, error);
+      };
+      try {
+        if (result instanceof Promise) {
+          // The caller keeps the original promise; this only observes it, so its rejection is
+          // not turned into a second, unhandled one.
+          result.then(
+            () => end('success', undefined),
+            (error: unknown) => end('failure', error),
+          );
+          return result;
+        }
         // Another thenable (a query builder) is awaited exactly once, as traced() does.
         return result.then(
           (value: unknown) => {
-            finish(span, name, operationSeries, startedAt, 'success', undefined);
+            end('success', undefined);
             return value;
           },
           (error: unknown) => {
-            finish(span, name, operationSeries, startedAt, 'failure', error);
+            end('failure', error);
             throw error;
           },
         ) as T;
+      } catch (error) {
+        // then() itself threw: the operation failed with that error, as a throw from fn would.
+        end('failure', error);
+        throw error;
       }
-      finish(span, name, operationSeries, startedAt, 'success', undefined);
-      return result;
     });
   }
 
@@ -223,28 +259,74 @@ function createUnit(shared: Shared, unitName: string): BusinessUnit {
   }
 
   function kpi(definition: BusinessKpi): void {
-    const { name, help, collect } = definition ?? ({} as BusinessKpi);
-    const timeoutMs = definition?.timeoutMs ?? DEFAULT_KPI_TIMEOUT_MS;
+    if (typeof definition !== 'object' || definition === null) {
+      throw new SextantConfigError(
+        ERROR_CODES.INVALID_OPTION,
+        `KPI definition ${describeValue(definition)} of business unit "${unitName}" is invalid: expected an object with name, help and collect`,
+      );
+    }
+    const { name, help, collect } = definition;
+    const timeoutMs = definition.timeoutMs ?? DEFAULT_KPI_TIMEOUT_MS;
+    if (typeof name !== 'string' || !KPI_NAME.test(name)) {
+      throw new SextantConfigError(
+        ERROR_CODES.INVALID_METRIC,
+        `KPI name ${describeValue(name)} of business unit "${unitName}" is invalid: expected lowercase snake case matching ^[a-z][a-z0-9_]*$ (e.g. "open_invoices"); the gauge is business_${unitName}_<name>`,
+      );
+    }
+    const described = `KPI "${name}" of business unit "${unitName}"`;
     if (typeof collect !== 'function') {
       throw new SextantConfigError(
         ERROR_CODES.INVALID_OPTION,
-        `KPI ${describeValue(name)} of business unit "${unitName}" has collect ${describeValue(collect)}: expected a function returning a number or a promise of one`,
+        `${described} has collect ${describeValue(collect)}: expected a function returning a number or a promise of one`,
       );
     }
-    if (!(typeof timeoutMs === 'number' && Number.isFinite(timeoutMs) && timeoutMs > 0)) {
+    const maxTimeoutMs = shared.deps.collectTimeoutMs ?? MAX_KPI_TIMEOUT_MS;
+    if (
+      !(
+        typeof timeoutMs === 'number' &&
+        Number.isFinite(timeoutMs) &&
+        timeoutMs >= 1 &&
+        timeoutMs <= maxTimeoutMs
+      )
+    ) {
       throw new SextantConfigError(
         ERROR_CODES.INVALID_OPTION,
-        `KPI ${describeValue(name)} of business unit "${unitName}" has timeoutMs ${describeValue(timeoutMs)}: expected a positive number of milliseconds`,
+        `${described} has timeoutMs ${describeValue(timeoutMs)}: expected milliseconds from 1 to ${maxTimeoutMs} (metrics.collectTimeoutMs: a scrape waits no longer for any collect)`,
       );
     }
     const metricName = `business_${unitName}_${name}`;
+    const declaredBy = shared.kpis.get(metricName);
+    if (declaredBy !== undefined || metrics.registry.getSingleMetric(metricName) !== undefined) {
+      const holder =
+        declaredBy === undefined
+          ? `the gauge ${metricName} is already declared (with metrics.gauge or on the registry)`
+          : declaredBy === described
+            ? `its gauge ${metricName} is already declared`
+            : `its gauge ${metricName} is already declared by ${declaredBy}`;
+      throw new SextantConfigError(
+        ERROR_CODES.DUPLICATE_METRIC,
+        `${described} is declared twice: ${holder}; declare each KPI once, or choose another name`,
+      );
+    }
+    /** The call still running, which every scrape waits for instead of starting another. */
+    let running: Promise<void> | undefined;
     metrics.gauge({
       name: metricName,
       help,
-      async collect(gauge) {
-        gauge.set(undefined, await withTimeout(collect, timeoutMs, metricName));
+      collect(gauge) {
+        running ??= new Promise<number>((resolve) => resolve(collect()))
+          .then((value) => gauge.set(undefined, value))
+          .finally(() => {
+            running = undefined;
+          });
+        return withTimeout(running, timeoutMs, metricName);
       },
     });
+    shared.kpis.set(metricName, described);
+    // prom-client shows a gauge without labels as 0 from its declaration: a KPI that has never
+    // answered would read as a true 0.
+    const prom = metrics.registry.getSingleMetric(metricName);
+    if (prom instanceof Gauge) prom.remove();
   }
 
   return Object.freeze({ name: unitName, operation, event, kpi });
@@ -255,6 +337,7 @@ export function createBusinessTracer(deps: BusinessTracerDeps): BusinessTracer {
   const { metrics } = deps;
   const shared: Shared = {
     deps,
+    kpis: new Map(),
     operations: metrics.counter(METRICS.businessOperations),
     durations: metrics.histogram(METRICS.businessOperationDuration),
     events: metrics.counter(METRICS.businessEvents),

@@ -32,6 +32,15 @@ function describe<const L extends string>(descriptor: {
   return Object.freeze({ ...descriptor, labelNames: Object.freeze([...descriptor.labelNames]) });
 }
 
+/**
+ * Buckets (seconds) of the quantum job and phase durations: a job waits in a provider's queue for
+ * minutes to hours, runs for seconds to minutes, and a classical fallback answers in a fraction
+ * of a second to minutes, so the HTTP buckets (5 ms to 10 s) would put nearly every job in +Inf.
+ */
+const QUANTUM_DURATION_BUCKETS = [
+  0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400,
+] as const;
+
 const MESSAGING_LABELS = [
   'messaging_system',
   'messaging_destination_name',
@@ -134,6 +143,7 @@ export const METRICS = Object.freeze({
     help: 'Duration of quantum jobs, by provider and outcome.',
     unit: 'seconds',
     labelNames: ['quantum_provider', 'outcome'],
+    buckets: QUANTUM_DURATION_BUCKETS,
   }),
   quantumActiveJobs: describe({
     type: 'gauge',
@@ -160,6 +170,7 @@ export const METRICS = Object.freeze({
     help: 'Time quantum jobs spent in a phase (queued, running, fallback), by provider.',
     unit: 'seconds',
     labelNames: ['quantum_provider', 'phase'],
+    buckets: QUANTUM_DURATION_BUCKETS,
   }),
   quantumInvalidTransitions: describe({
     type: 'counter',
@@ -176,8 +187,14 @@ export const METRICS = Object.freeze({
   quantumCircuitBreakerEvents: describe({
     type: 'counter',
     name: 'quantum_circuit_breaker_events_total',
-    help: 'Calls through the circuit breaker in front of a quantum provider, by what happened (success, failure, timeout, reject, fallback).',
+    help: 'Calls through the circuit breaker in front of a quantum provider, each counted once by outcome: success, failure, timeout (the breaker gave up waiting) or reject (the breaker was open).',
     labelNames: ['quantum_provider', 'event'],
+  }),
+  quantumCircuitBreakerFallbacks: describe({
+    type: 'counter',
+    name: 'quantum_circuit_breaker_fallbacks_total',
+    help: 'Runs of the fallback function of the circuit breaker in front of a quantum provider, each after a failed, timed-out or rejected call.',
+    labelNames: ['quantum_provider'],
   }),
 
   // Business units

@@ -6,7 +6,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { sampleValue } from '../../../tooling/testing/exposition.ts';
 import { promtoolCheck } from '../../../tooling/testing/promtool.ts';
 import { runWithRequestId } from './context.ts';
-import { QUANTUM_JOB_CARRIER_KEY, type QuantumTracer } from './quantum.ts';
+import { METRICS } from './metric-names.ts';
+import {
+  type CircuitBreakerLike,
+  QUANTUM_JOB_CARRIER_KEY,
+  type QuantumJobSpec,
+  type QuantumTracer,
+} from './quantum.ts';
 import { createSextant, type Sextant } from './sextant.ts';
 
 type LogRecord = Record<string, unknown> & { level: string; msg: string };
@@ -56,6 +62,16 @@ const MAXCUT = {
 } as const;
 
 const IBM = { quantum_provider: 'ibm' };
+
+/** The breaker outcomes of provider ibm that have a sample. */
+async function breakerOutcomes(metric: Harness['metric']): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  for (const event of ['success', 'failure', 'timeout', 'reject', 'fallback']) {
+    const value = await metric('quantum_circuit_breaker_events_total', { ...IBM, event });
+    if (value !== undefined) counts[event] = value;
+  }
+  return counts;
+}
 
 describe('quantum job lifecycle', () => {
   it('records a completed job on one span with an event per transition, and every metric', async () => {
@@ -243,6 +259,91 @@ describe('quantum job lifecycle', () => {
     expect(await metric('quantum_advantage_ratio', { quantum_problem_type: 'tsp' })).toBe(2);
     expect(sextant.errors.counts().get('quantum_advantage')).toBe(2);
   });
+
+  it('puts a job that waited minutes at the provider in a finite bucket', async () => {
+    const { quantum, metric } = harness();
+    const carrier = quantum.submit(MAXCUT).handOff();
+    // A typical provider queue: submitted five minutes ago, running for the last ten seconds.
+    const state = JSON.parse(carrier[QUANTUM_JOB_CARRIER_KEY]!) as Record<string, unknown>;
+    const now = Date.now();
+    Object.assign(state, { state: 'queued', submittedAt: now - 300_000, queuedAt: now - 290_000 });
+    const job = quantum.resume({ ...carrier, [QUANTUM_JOB_CARRIER_KEY]: JSON.stringify(state) });
+    job.running();
+    job.completed();
+
+    const total = { ...IBM, outcome: 'completed' };
+    expect(await metric('quantum_job_duration_seconds_bucket', { ...total, le: '120' })).toBe(0);
+    expect(await metric('quantum_job_duration_seconds_bucket', { ...total, le: '600' })).toBe(1);
+    const queued = { ...IBM, phase: 'queued' };
+    expect(await metric('quantum_job_phase_duration_seconds_bucket', { ...queued, le: '120' })).toBe(0);
+    expect(await metric('quantum_job_phase_duration_seconds_bucket', { ...queued, le: '300' })).toBe(1);
+    // Hours of queueing still fit; a classical fallback of 100 ms has a bucket of its own.
+    for (const descriptor of [METRICS.quantumJobDuration, METRICS.quantumJobPhaseDuration]) {
+      expect(descriptor.buckets?.at(0)).toBe(0.1);
+      expect(descriptor.buckets?.at(-1)).toBeGreaterThanOrEqual(4 * 3600);
+    }
+  });
+});
+
+describe('invalid input to the quantum tracer', () => {
+  it('records a job submitted without a valid spec as unknown, reports it, and never throws', async () => {
+    const { quantum, spans, metric, sextant } = harness();
+    expect(() => quantum.submit(undefined as unknown as QuantumJobSpec).completed()).not.toThrow();
+    quantum.submit({} as QuantumJobSpec).failed(new Error('no backend'));
+    quantum
+      .submit({ ...MAXCUT, backend: 7, qubits: -1, solver: null } as unknown as QuantumJobSpec)
+      .cancelled();
+
+    const [none, empty, partial] = spans();
+    expect(none!.name).toBe('quantum.job unknown');
+    expect(empty!.name).toBe('quantum.job unknown');
+    expect(empty!.attributes).toEqual(
+      expect.objectContaining({
+        'quantum.provider': 'unknown',
+        'quantum.backend': 'unknown',
+        'quantum.problem.type': 'unknown',
+        'quantum.qubits': 0,
+      }),
+    );
+    // The valid fields are kept.
+    expect(partial!.name).toBe('quantum.job maxcut');
+    expect(partial!.attributes).toMatchObject({
+      'quantum.provider': 'ibm',
+      'quantum.backend': 'unknown',
+      'quantum.qubits': 0,
+      'quantum.shots': 1024,
+    });
+    expect(partial!.attributes).not.toHaveProperty('quantum.solver');
+    expect(sextant.errors.counts().get('quantum_submit')).toBe(3);
+    expect(await metric('quantum_jobs_total', { quantum_provider: 'unknown', outcome: 'completed' })).toBe(1);
+    expect(await metric('quantum_jobs_total', { quantum_provider: 'unknown', outcome: 'failed' })).toBe(1);
+    expect(await metric('quantum_active_jobs', { quantum_provider: 'unknown' })).toBe(0);
+  });
+
+  it('instruments a breaker without options under provider unknown, and ignores what is not a breaker', async () => {
+    const { quantum, metric, sextant } = harness();
+    const breaker = new CircuitBreaker(async () => 'ok');
+    try {
+      let dispose: () => void = () => undefined;
+      expect(() => {
+        dispose = quantum.instrumentBreaker(breaker, undefined as unknown as { provider: string });
+      }).not.toThrow();
+      await breaker.fire();
+      expect(
+        await metric('quantum_circuit_breaker_events_total', {
+          quantum_provider: 'unknown',
+          event: 'success',
+        }),
+      ).toBe(1);
+      expect(() => dispose()).not.toThrow();
+      expect(() =>
+        quantum.instrumentBreaker(null as unknown as CircuitBreakerLike, { provider: 'ibm' })(),
+      ).not.toThrow();
+      expect(sextant.errors.counts().get('quantum_breaker')).toBe(2);
+    } finally {
+      breaker.shutdown();
+    }
+  });
 });
 
 describe('quantum job across processes', () => {
@@ -341,6 +442,34 @@ describe('circuit breaker instrumentation', () => {
       breaker.open();
       expect(await metric('quantum_circuit_breaker_state', IBM)).toBe(0);
     } finally {
+      breaker.shutdown();
+    }
+  });
+
+  it('counts a timed-out call once, as timeout, and its fallback apart', async () => {
+    const { quantum, metric, sextant } = harness();
+    const breaker = new CircuitBreaker(() => sleep(200), { timeout: 20, volumeThreshold: 100 });
+    breaker.fallback(() => 'classical');
+    const dispose = quantum.instrumentBreaker(breaker, { provider: 'ibm' });
+    try {
+      await expect(breaker.fire()).resolves.toBe('classical');
+      expect(await breakerOutcomes(metric)).toEqual({ timeout: 1 });
+      expect(await metric('quantum_circuit_breaker_fallbacks_total', IBM)).toBe(1);
+      expect(promtoolCheck((await sextant.metrics.render()).body)).toEqual({ status: 0, problems: '' });
+      // A call failing on its own is a failure, not a timeout.
+      const failing = new CircuitBreaker(
+        async () => {
+          throw new Error('provider unavailable');
+        },
+        { timeout: 1000, volumeThreshold: 100 },
+      );
+      const stop = quantum.instrumentBreaker(failing, { provider: 'ibm' });
+      await expect(failing.fire()).rejects.toThrow('provider unavailable');
+      expect(await breakerOutcomes(metric)).toEqual({ timeout: 1, failure: 1 });
+      stop();
+      failing.shutdown();
+    } finally {
+      dispose();
       breaker.shutdown();
     }
   });

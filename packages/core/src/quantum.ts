@@ -18,6 +18,7 @@ import {
 } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import { contextWithSpan, createRequestState, getRequestState, setRequestState } from './context.ts';
+import { describeValue } from './errors.ts';
 import type { InternalErrorSink } from './internal-errors.ts';
 import { METRICS } from './metric-names.ts';
 import type { Metrics, SextantCounter, SextantGauge, SextantHistogram } from './metrics.ts';
@@ -134,7 +135,11 @@ export interface CircuitBreakerLike {
 }
 
 export interface QuantumTracer {
-  /** Starts a job (and its span, a child of the active one). */
+  /**
+   * Starts a job (and its span, a child of the active one). Never throws: a missing or invalid
+   * field is recorded as `unknown` (0 for a number; an optional one is left out) and reported to
+   * the internal error sink (kind `quantum_submit`).
+   */
   submit(spec: QuantumJobSpec): QuantumJob;
   /** Continues a job handed off by another process, in a new span that is a child of its previous one. */
   resume(carrier: QuantumJobCarrier): QuantumJob;
@@ -145,8 +150,11 @@ export interface QuantumTracer {
   advantage(problemType: string, classicalMs: number, quantumMs: number): void;
   /**
    * Exports `quantum_circuit_breaker_state{quantum_provider}` (0 closed, 1 half-open, 2 open),
-   * counts calls by event in `quantum_circuit_breaker_events_total` and logs every state change.
-   * Returns a function that removes the listeners.
+   * counts each call once by outcome in `quantum_circuit_breaker_events_total` (`success`,
+   * `failure`, `timeout`, `reject`), runs of the breaker's fallback function in
+   * `quantum_circuit_breaker_fallbacks_total`, and logs every state change. Returns a function
+   * that removes the listeners. Never throws: a value that is not a breaker instruments nothing,
+   * a missing provider is recorded as `unknown`, and both are reported (kind `quantum_breaker`).
    */
   instrumentBreaker(breaker: CircuitBreakerLike, options: { provider: string }): () => void;
 }
@@ -178,7 +186,6 @@ const BREAKER_TRANSITIONS = [
   ['close', CIRCUIT_BREAKER_STATE.CLOSED, 'info', 'quantum circuit breaker closed'],
 ] as const;
 const BREAKER_STATE_NAMES = ['closed', 'half_open', 'open'] as const;
-const BREAKER_CALL_EVENTS = ['success', 'failure', 'timeout', 'reject', 'fallback'] as const;
 
 type Transition = Exclude<QuantumJobState, 'submitted'>;
 
@@ -432,6 +439,49 @@ function optionalNumber(value: unknown): number | undefined {
   return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
 }
 
+type SpecFields = Omit<JobRecord, 'state' | 'submittedAt' | 'providerJobId' | 'queuedAt' | 'runningAt'>;
+
+/**
+ * The spec `submit()` was given, checked field by field like a carrier's job state: a bad field
+ * becomes a placeholder and is named in `problems`, because a mistake in the caller's
+ * bookkeeping must not fail the job it describes.
+ */
+function readSpec(spec: unknown, problems: string[]): SpecFields {
+  const isObject = typeof spec === 'object' && spec !== null;
+  if (!isObject) problems.push(`spec ${describeValue(spec)}`);
+  const raw: Record<string, unknown> = isObject ? (spec as Record<string, unknown>) : {};
+  // Without a spec at all, its one problem says it all.
+  const invalid = (key: string, value: unknown) => {
+    if (isObject) problems.push(`${key} ${describeValue(value)}`);
+  };
+  const label = (key: 'provider' | 'backend' | 'problemType'): string => {
+    const value = raw[key];
+    if (typeof value === 'string' && value !== '') return value;
+    invalid(key, value);
+    return UNKNOWN;
+  };
+  const count = (key: 'problemSize' | 'qubits' | 'shots'): number => {
+    const value = raw[key];
+    if (isNonNegative(value)) return value;
+    invalid(key, value);
+    return 0;
+  };
+  const fields: SpecFields = {
+    provider: label('provider'),
+    backend: label('backend'),
+    problemType: label('problemType'),
+    problemSize: count('problemSize'),
+    qubits: count('qubits'),
+    shots: count('shots'),
+  };
+  const { solver, costEstimate } = raw;
+  if (typeof solver === 'string') fields.solver = solver;
+  else if (solver !== undefined) invalid('solver', solver);
+  if (typeof costEstimate === 'number' && Number.isFinite(costEstimate)) fields.costEstimate = costEstimate;
+  else if (costEstimate !== undefined) invalid('costEstimate', costEstimate);
+  return fields;
+}
+
 /** The job state a carrier holds, checked field by field: whatever came over the wire is untrusted. */
 function parseJobRecord(text: unknown): JobRecord | undefined {
   if (typeof text !== 'string') return undefined;
@@ -485,6 +535,7 @@ export function createQuantumTracer(deps: QuantumTracerDeps): QuantumTracer {
   const advantageRatio = metrics.gauge(METRICS.quantumAdvantage);
   const breakerState = metrics.gauge(METRICS.quantumCircuitBreakerState);
   const breakerEvents = metrics.counter(METRICS.quantumCircuitBreakerEvents);
+  const breakerFallbacks = metrics.counter(METRICS.quantumCircuitBreakerFallbacks);
 
   function advantage(problemType: string, classicalMs: number, quantumMs: number): void {
     if (!(isNonNegative(classicalMs) && classicalMs > 0 && isNonNegative(quantumMs) && quantumMs > 0)) {
@@ -502,18 +553,16 @@ export function createQuantumTracer(deps: QuantumTracerDeps): QuantumTracer {
   const shared: Shared = { deps, instruments, advantage };
 
   function submit(spec: QuantumJobSpec): QuantumJob {
-    const record: JobRecord = {
-      provider: spec.provider,
-      backend: spec.backend,
-      problemType: spec.problemType,
-      problemSize: spec.problemSize,
-      qubits: spec.qubits,
-      shots: spec.shots,
-      solver: spec.solver,
-      costEstimate: spec.costEstimate,
-      state: 'submitted',
-      submittedAt: Date.now(),
-    };
+    const problems: string[] = [];
+    const record: JobRecord = { ...readSpec(spec, problems), state: 'submitted', submittedAt: Date.now() };
+    if (problems.length > 0) {
+      sink.report(
+        'quantum_submit',
+        new Error(
+          `quantum.submit() got ${problems.join(', ')}: expected a spec with provider, backend and problemType as non-empty strings, problemSize, qubits and shots as non-negative numbers, and solver (a string) and costEstimate (a number) only when given; the job is recorded with "unknown" or 0 in their place, or without them`,
+        ),
+      );
+    }
     return new Job(shared, record, context.active(), false);
   }
 
@@ -546,9 +595,27 @@ export function createQuantumTracer(deps: QuantumTracerDeps): QuantumTracer {
   }
 
   function instrumentBreaker(breaker: CircuitBreakerLike, options: { provider: string }): () => void {
-    const provider = options.provider;
+    if (typeof breaker?.on !== 'function' || typeof breaker.removeListener !== 'function') {
+      sink.report(
+        'quantum_breaker',
+        new Error(
+          `instrumentBreaker got ${breaker === null ? 'null' : typeof breaker} as the breaker: expected an opossum CircuitBreaker (with on and removeListener); nothing is instrumented`,
+        ),
+      );
+      return () => undefined;
+    }
+    const given = (options as { provider?: unknown } | undefined)?.provider;
+    const provider = typeof given === 'string' && given !== '' ? given : UNKNOWN;
+    if (provider !== given) {
+      sink.report(
+        'quantum_breaker',
+        new Error(
+          `instrumentBreaker options ${describeValue(options)} name no provider: expected { provider } with a non-empty string; recorded as "unknown"`,
+        ),
+      );
+    }
     const providerLabels = { quantum_provider: provider };
-    const listeners: Array<[string, () => void]> = [];
+    const listeners: Array<[string, (error?: unknown) => void]> = [];
     for (const [event, state, level, message] of BREAKER_TRANSITIONS) {
       listeners.push([
         event,
@@ -573,10 +640,33 @@ export function createQuantumTracer(deps: QuantumTracerDeps): QuantumTracer {
         },
       ]);
     }
-    for (const event of BREAKER_CALL_EVENTS) {
-      const labels = { quantum_provider: provider, event };
-      listeners.push([event, () => breakerEvents.inc(labels)]);
-    }
+    const succeeded = breakerEvents.child(provider, 'success');
+    const failed = breakerEvents.child(provider, 'failure');
+    const timedOut = breakerEvents.child(provider, 'timeout');
+    const rejected = breakerEvents.child(provider, 'reject');
+    const fellBack = breakerFallbacks.child(provider);
+    // opossum emits `timeout` and then `failure` for one timed-out call, with the same error
+    // object: remembering it counts the call once. A fallback runs on top of a failure, timeout
+    // or reject, so it is counted apart, and the outcomes still add up to the calls.
+    const timeoutErrors = new WeakSet<object>();
+    listeners.push(
+      ['success', () => succeeded.inc()],
+      ['reject', () => rejected.inc()],
+      [
+        'timeout',
+        (error) => {
+          if (typeof error === 'object' && error !== null) timeoutErrors.add(error);
+        },
+      ],
+      [
+        'failure',
+        (error) => {
+          if (typeof error === 'object' && error !== null && timeoutErrors.has(error)) timedOut.inc();
+          else failed.inc();
+        },
+      ],
+      ['fallback', () => fellBack.inc()],
+    );
     try {
       breakerState.set(
         providerLabels,

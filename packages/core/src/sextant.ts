@@ -102,7 +102,7 @@ export function createSextant(options: SextantOptions = {}): Sextant {
 
   const domainDeps = { tracer: tracing.tracer, metrics, logger, sink: errors };
   const quantum = createQuantumTracer(domainDeps);
-  const business = createBusinessTracer(domainDeps);
+  const business = createBusinessTracer({ ...domainDeps, collectTimeoutMs: config.metrics.collectTimeoutMs });
 
   const shutdownStartHooks: Array<() => void | Promise<void>> = [];
   const shutdownHooks: Array<() => void | Promise<void>> = [];
