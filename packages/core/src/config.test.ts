@@ -238,3 +238,73 @@ describe('resolveConfig', () => {
     expect(resolve({ tracing: { exporter: exporter as never } }).config.tracing.exporter).toBe(exporter);
   });
 });
+
+describe('endpoints.token', () => {
+  const SECRET = 's3cr3t-Token_1.2~a+b/c==';
+
+  function configError(options: Parameters<typeof resolveConfig>[0], env: Record<string, string> = {}) {
+    try {
+      resolve(options, env);
+    } catch (error) {
+      expect(error).toBeInstanceOf(SextantConfigError);
+      return error as SextantConfigError;
+    }
+    throw new Error('resolveConfig did not throw');
+  }
+
+  it('accepts every RFC 6750 token character, from code and from the environment', () => {
+    expect(resolve({ endpoints: { token: SECRET } }).config.endpoints.token).toBe(SECRET);
+    expect(resolve({}, { SEXTANT_ENDPOINTS_TOKEN: SECRET }).config.endpoints.token).toBe(SECRET);
+    expect(resolve().config.endpoints.token).toBeUndefined();
+  });
+
+  it('trims the environment value, as it does every variable', () => {
+    const { config } = resolve({}, { SEXTANT_ENDPOINTS_TOKEN: ` ${SECRET}\n` });
+    expect(config.endpoints.token).toBe(SECRET);
+  });
+
+  it('refuses a token from code with a trailing newline, naming the rule and not the secret', () => {
+    // Read from a secret file: no client could send it, since header values are trimmed.
+    const error = configError({ endpoints: { token: `${SECRET}\n` } });
+    expect(error.code).toBe('SEXTANT_INVALID_OPTION');
+    expect(error.message).toContain('option endpoints.token is invalid: it contains whitespace');
+    expect(error.message).toContain('trim it');
+    expect(error.message).toContain('RFC 6750');
+    expect(error.message).not.toContain('s3cr3t');
+  });
+
+  it.each([
+    ['', 'it is empty'],
+    ['two words', 'it contains whitespace at character 4 of 9'],
+    ['quote"d', 'it contains a character not allowed at character 6 of 7'],
+    ['a=b', 'it contains "=" before its end at character 2 of 3'],
+    ['==', 'it is only "=" padding'],
+    [42, 'it is a number'],
+  ])('refuses the token %j from code', (token, problem) => {
+    const error = configError({ endpoints: { token: token as string } });
+    expect(error.code).toBe('SEXTANT_INVALID_OPTION');
+    expect(error.message).toContain(`option endpoints.token is invalid: ${problem}: expected a bearer token`);
+  });
+
+  it('refuses an invalid token in the environment without showing it', () => {
+    const error = configError({}, { SEXTANT_ENDPOINTS_TOKEN: 'abc,def' });
+    expect(error.code).toBe('SEXTANT_INVALID_ENV');
+    expect(error.message).toContain(
+      'SEXTANT_ENDPOINTS_TOKEN is invalid: it contains a character not allowed',
+    );
+    expect(error.message).not.toContain('abc');
+  });
+
+  it.each(['', '  ', '\n'])(
+    'refuses SEXTANT_ENDPOINTS_TOKEN=%j rather than turning authentication off',
+    (value) => {
+      // A secret that failed to mount; leaving the variable out is how to ask for no token.
+      for (const options of [{}, { endpoints: { token: SECRET } }]) {
+        const error = configError(options, { SEXTANT_ENDPOINTS_TOKEN: value });
+        expect(error.code).toBe('SEXTANT_INVALID_ENV');
+        expect(error.message).toContain('SEXTANT_ENDPOINTS_TOKEN is set but blank');
+        expect(error.message).toContain('left unset to serve the endpoints without a token');
+      }
+    },
+  );
+});

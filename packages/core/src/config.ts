@@ -104,7 +104,12 @@ export interface SextantHttpOptions {
 export interface SextantEndpointsOptions {
   /** Prefix for `/metrics` and `/health*`, e.g. `/internal`. Env: `SEXTANT_ENDPOINTS_PREFIX`. Default `''`. */
   prefix?: string;
-  /** Bearer token required by the endpoints, when set. Env: `SEXTANT_ENDPOINTS_TOKEN`. */
+  /**
+   * Bearer token required by `/metrics` and `/health/detailed`, when set (liveness and readiness
+   * stay open for probes). An RFC 6750 token: letters, digits, `-._~+/`, then optional `=`; no
+   * whitespace, so trim a value read from a file. Env: `SEXTANT_ENDPOINTS_TOKEN` (trimmed; set
+   * but blank stops start-up).
+   */
   token?: string;
 }
 
@@ -822,10 +827,7 @@ export function resolveConfig(options: SextantOptions = {}): ConfigResolution {
     }),
     endpoints: Object.freeze({
       prefix: prefix ?? DEFAULT_OPTIONS.endpoints.prefix,
-      token: envOr(
-        envValue(env, 'SEXTANT_ENDPOINTS_TOKEN'),
-        checkString('endpoints.token', endpointsOpts.token),
-      ),
+      token: envOr(sextantToken(env), checkToken(endpointsOpts.token)),
     }),
     shutdown: Object.freeze({
       handleSignals:
@@ -844,6 +846,81 @@ export function resolveConfig(options: SextantOptions = {}): ConfigResolution {
       DEFAULT_OPTIONS.internalErrorLogIntervalMs,
   };
   return { config: Object.freeze(config), warnings: reader.warnings };
+}
+
+// ---- endpoints token ----
+
+/** RFC 6750's b64token (token68): all a client can send after `Bearer `. */
+const TOKEN68 = /^[A-Za-z0-9._~+/-]+=*$/;
+const TOKEN_CHARACTER = /[A-Za-z0-9._~+/-]/;
+const TOKEN_ALLOWED =
+  'a bearer token (RFC 6750): letters, digits, "-", ".", "_", "~", "+" or "/", then optional "=" padding';
+const TOKEN_NOT_SHOWN = '(the value is not shown: it is a secret)';
+
+/** What is wrong with a token, located but never quoted: the message ends up in logs. */
+function tokenProblem(value: string): string | undefined {
+  if (TOKEN68.test(value)) return undefined;
+  if (value === '') return 'it is empty';
+  const at = (index: number) => `at character ${index + 1} of ${value.length}`;
+  const whitespace = value.search(/\s/);
+  if (whitespace !== -1) {
+    const trailing = value.trimEnd().length <= whitespace;
+    return `it contains whitespace ${at(whitespace)}${trailing ? ' (a value read from a file keeps its trailing newline: trim it)' : ''}`;
+  }
+  const padding = value.search(/=*$/);
+  if (padding === 0) return 'it is only "=" padding';
+  for (let index = 0; index < padding; index++) {
+    const character = value[index] as string;
+    if (character === '=') return `it contains "=" before its end ${at(index)}`;
+    if (!TOKEN_CHARACTER.test(character)) return `it contains a character not allowed ${at(index)}`;
+  }
+  return 'it is not a bearer token';
+}
+
+/**
+ * The token from code must be exactly what clients send: the header value is trimmed, so a token
+ * with a trailing newline (read from a secret file) would refuse every request while start-up said
+ * nothing. It is refused rather than trimmed, like any other invalid option in code: a secret
+ * that is not what the operator meant to configure is a mistake to show at start-up, not to guess
+ * at, and the application that read the file is the one place that knows what it meant.
+ */
+function checkToken(value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  const problem = typeof value === 'string' ? tokenProblem(value) : `it is a ${describeType(value)}`;
+  if (problem === undefined) return value as string;
+  throw new SextantConfigError(
+    ERROR_CODES.INVALID_OPTION,
+    `option endpoints.token is invalid: ${problem}: expected ${TOKEN_ALLOWED} ${TOKEN_NOT_SHOWN}`,
+  );
+}
+
+/**
+ * Environment values are trimmed like every other one. Blank is refused where elsewhere it means
+ * unset: for this variable it is almost always a secret that failed to mount, and reading it as
+ * unset would serve the metrics and the detailed report to anyone. Serving without a token is
+ * asked for by leaving the variable out.
+ */
+function sextantToken(env: Env): string | undefined {
+  const raw = env.SEXTANT_ENDPOINTS_TOKEN;
+  if (raw === undefined) return undefined;
+  const text = raw.trim();
+  if (text === '') {
+    throw new SextantConfigError(
+      ERROR_CODES.INVALID_ENV,
+      `SEXTANT_ENDPOINTS_TOKEN is set but blank (a secret that failed to mount?): expected ${TOKEN_ALLOWED}, or the variable left unset to serve the endpoints without a token`,
+    );
+  }
+  const problem = tokenProblem(text);
+  if (problem === undefined) return text;
+  throw new SextantConfigError(
+    ERROR_CODES.INVALID_ENV,
+    `SEXTANT_ENDPOINTS_TOKEN is invalid: ${problem}: expected ${TOKEN_ALLOWED} ${TOKEN_NOT_SHOWN}`,
+  );
+}
+
+function describeType(value: unknown): string {
+  if (value === null) return 'null';
+  return Array.isArray(value) ? 'array' : typeof value;
 }
 
 function checkPrefix(value: unknown, pattern: RegExp, allowed: string): string | undefined {

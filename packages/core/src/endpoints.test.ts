@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { resolveConfig, type SextantEndpointsOptions } from './config.ts';
 import { createEndpoints, type EndpointRequest, type Endpoints, type MetricsSource } from './endpoints.ts';
-import { createHealth, down, type Health } from './health.ts';
+import { createHealth, down, type Health, up } from './health.ts';
 import { createInternalErrorSink, type InternalErrorSink } from './internal-errors.ts';
 
 const PROMETHEUS_TEXT = 'text/plain; version=0.0.4; charset=utf-8';
@@ -142,9 +142,9 @@ describe('handle', () => {
     const unregister = health.register({ name: 'db', check: () => down('connection refused') });
     const failing = await endpoints.handle('readiness', get('/health/ready'));
     expect(failing.statusCode).toBe(503);
-    expect(JSON.parse(failing.body)).toMatchObject({
+    expect(JSON.parse(failing.body)).toEqual({
       status: 'unavailable',
-      checks: [{ name: 'db', status: 'down', reason: 'connection refused' }],
+      checks: [{ name: 'db', status: 'down' }],
     });
 
     unregister();
@@ -152,6 +152,37 @@ describe('handle', () => {
     const closing = await endpoints.handle('readiness', get('/health/ready'));
     expect(closing.statusCode).toBe(503);
     expect(JSON.parse(closing.body)).toEqual({ status: 'shutting_down' });
+  });
+
+  it('serves readiness without reasons or details, which stay in the detailed report', async () => {
+    const { endpoints, health } = setup();
+    const leak = 'password authentication failed for user "orders_admin" at db-primary.internal.corp:5432';
+    health.register({
+      name: 'db',
+      check: async () => {
+        throw new Error(leak);
+      },
+    });
+    health.register({ name: 'cache', check: () => up({ host: 'redis-0.internal.corp' }) });
+
+    const ready = await endpoints.handle('readiness', get('/health/ready'));
+
+    expect(ready.statusCode).toBe(503);
+    expect(JSON.parse(ready.body)).toEqual({
+      status: 'unavailable',
+      checks: [
+        { name: 'db', status: 'down' },
+        { name: 'cache', status: 'up' },
+      ],
+    });
+    expect(ready.body).not.toContain('orders_admin');
+    expect(ready.body).not.toContain('internal.corp');
+
+    const detailed = JSON.parse((await endpoints.handle('detailed', get('/health/detailed'))).body);
+    expect(detailed.checks).toContainEqual(expect.objectContaining({ name: 'db', reason: leak }));
+    expect(detailed.checks).toContainEqual(
+      expect.objectContaining({ name: 'cache', details: { host: 'redis-0.internal.corp' } }),
+    );
   });
 
   it('serves the detailed report as JSON', async () => {
@@ -249,9 +280,9 @@ describe('bearer token', () => {
     ['the right one with another scheme', { authorization: `Basic ${token}` }],
     ['the bare token', { authorization: token }],
     ['sent twice', { authorization: [`Bearer ${token}`, `Bearer ${token}`] }],
-  ])('refuses a token that is %s with 401', async (_case, headers) => {
+  ])('refuses a token that is %s with 401 on the metrics and the detailed report', async (_case, headers) => {
     const { endpoints } = setup({ token });
-    for (const name of ['metrics', 'liveness', 'readiness', 'detailed'] as const) {
+    for (const name of ['metrics', 'detailed'] as const) {
       const response = await endpoints.handle(name, get(endpoints.paths[name], headers));
       expect(response.statusCode).toBe(401);
       expect(response.headers['www-authenticate']).toBe('Bearer');
@@ -265,10 +296,30 @@ describe('bearer token', () => {
     const response = await endpoints.handle('metrics', get('/metrics', { authorization: `Bearer ${token}` }));
     expect(response).toMatchObject({ statusCode: 200, body: METRICS_BODY });
     const lowercase = await endpoints.handle(
-      'liveness',
-      get('/health', { authorization: `bearer ${token}` }),
+      'detailed',
+      get('/health/detailed', { authorization: `bearer ${token}` }),
     );
     expect(lowercase.statusCode).toBe(200);
+  });
+
+  it.each([
+    ['no header', {}],
+    ['a wrong token', { authorization: 'Bearer not-the-token' }],
+  ])('serves liveness and readiness to a probe with %s', async (_case, headers) => {
+    const { endpoints, health } = setup({ token });
+    // A Kubernetes probe sends no header, and a liveness 401 would get the pod restarted.
+    const live = await endpoints.handle('liveness', get('/health', headers));
+    expect(live).toMatchObject({ statusCode: 200, body: '{"status":"ok"}' });
+    expect(live.headers).not.toHaveProperty('www-authenticate');
+    expect((await endpoints.handle('readiness', get('/health/ready', headers))).statusCode).toBe(200);
+
+    health.register({ name: 'db', check: () => down('connection refused to db-primary.internal.corp') });
+    const failing = await endpoints.handle('readiness', get('/health/ready', headers));
+    expect(failing.statusCode).toBe(503);
+    expect(JSON.parse(failing.body)).toEqual({
+      status: 'unavailable',
+      checks: [{ name: 'db', status: 'down' }],
+    });
   });
 
   it('checks the token before the method', async () => {
@@ -302,7 +353,7 @@ describe('mounted on a real HTTP server', () => {
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     try {
       const auth = { authorization: 'Bearer tkn' };
-      const ready = await fetch(`${base}/ops/health/ready?probe=1`, { headers: auth });
+      const ready = await fetch(`${base}/ops/health/ready?probe=1`);
       expect(ready.status).toBe(200);
       expect(ready.headers.get('content-type')).toBe(JSON_TYPE);
       expect(await ready.json()).toEqual({ status: 'ok', checks: [] });
@@ -312,10 +363,13 @@ describe('mounted on a real HTTP server', () => {
       expect(head.headers.get('content-type')).toBe(PROMETHEUS_TEXT);
       expect(await head.text()).toBe('');
 
-      const refused = await fetch(`${base}/ops/metrics`);
-      expect(refused.status).toBe(401);
-      expect(refused.headers.get('www-authenticate')).toBe('Bearer');
-      await refused.arrayBuffer();
+      for (const path of ['/ops/metrics', '/ops/health/detailed']) {
+        const refused = await fetch(`${base}${path}`);
+        expect(refused.status).toBe(401);
+        expect(refused.headers.get('www-authenticate')).toBe('Bearer');
+        await refused.arrayBuffer();
+      }
+      expect((await fetch(`${base}/ops/health/detailed`, { headers: auth })).status).toBe(200);
     } finally {
       server.closeAllConnections();
       server.close();

@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { ResolvedConfig } from './config.ts';
-import type { Health, HealthReport } from './health.ts';
+import type { CheckReport, Health, HealthReport } from './health.ts';
 import type { InternalErrorSink } from './internal-errors.ts';
 
 export interface EndpointRequest {
@@ -35,6 +35,12 @@ export interface MetricsSource {
   render(accept?: string): Promise<{ contentType: string; body: string }>;
 }
 
+/** The `/health/ready` body. */
+interface ReadinessBody {
+  status: HealthReport['status'];
+  checks?: Pick<CheckReport, 'name' | 'status'>[];
+}
+
 const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
 const ALLOWED_METHODS = 'GET, HEAD';
 const BEARER_PREFIX = 'bearer ';
@@ -52,6 +58,19 @@ function headerText(value: string | string[] | undefined): string | undefined {
 
 function jsonResponse(statusCode: number, body: string): EndpointResponse {
   return { statusCode, headers: { 'content-type': JSON_CONTENT_TYPE, 'cache-control': 'no-store' }, body };
+}
+
+/**
+ * What `/health/ready` serves: the overall status and each critical check's name and status. A
+ * reason is a dependency's raw error message (user names, hosts, ports) and readiness is served
+ * to anyone who can reach the port, token or not; reasons and details stay in `/health/detailed`.
+ */
+function publicReadiness(report: HealthReport): ReadinessBody {
+  if (report.checks === undefined) return { status: report.status };
+  return {
+    status: report.status,
+    checks: report.checks.map(({ name, status }) => ({ name, status })),
+  };
 }
 
 /** Paths and token are fixed here, once; `match` is a map lookup, cheap enough for every request. */
@@ -77,8 +96,11 @@ export function createEndpoints(
   // Both sides are hashed so that the comparison takes the same time whatever the lengths.
   const expectedTokenDigest = token === undefined ? undefined : sha256(token);
 
-  function isAuthorized(authorization: string | string[] | undefined): boolean {
+  function isAuthorized(name: EndpointName, authorization: string | string[] | undefined): boolean {
     if (expectedTokenDigest === undefined) return true;
+    // Kubernetes probes send no header, and a liveness 401 restarts the pod; these two bodies
+    // carry only statuses and check names, so they have nothing to guard.
+    if (name === 'liveness' || name === 'readiness') return true;
     if (typeof authorization !== 'string' || authorization.length <= BEARER_PREFIX.length) return false;
     // The scheme is case-insensitive (RFC 9110); the token is not.
     if (authorization.slice(0, BEARER_PREFIX.length).toLowerCase() !== BEARER_PREFIX) return false;
@@ -97,7 +119,7 @@ export function createEndpoints(
   }
 
   async function respond(name: EndpointName, request: EndpointRequest): Promise<EndpointResponse> {
-    if (!isAuthorized(request.headers.authorization)) {
+    if (!isAuthorized(name, request.headers.authorization)) {
       const response = jsonResponse(401, UNAUTHORIZED_BODY);
       response.headers['www-authenticate'] = 'Bearer';
       return response;
@@ -122,7 +144,8 @@ export function createEndpoints(
       }
       case 'readiness': {
         const { statusCode, body } = await sources.health.readiness();
-        return jsonResponse(statusCode, serialise(body));
+        // Names and statuses only: plain strings, which JSON always represents.
+        return jsonResponse(statusCode, JSON.stringify(publicReadiness(body)));
       }
       case 'detailed': {
         const { statusCode, body } = await sources.health.detailed();

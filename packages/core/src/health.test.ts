@@ -1,10 +1,18 @@
 import { createHook } from 'node:async_hooks';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { resolveConfig, type SextantHealthOptions } from './config.ts';
 import { ERROR_CODES, SextantConfigError } from './errors.ts';
-import { type CheckReport, createHealth, down, type Health, type HealthCheck, up } from './health.ts';
+import {
+  type CheckReport,
+  createHealth,
+  down,
+  type Health,
+  type HealthCheck,
+  type HealthCheckResult,
+  up,
+} from './health.ts';
 import { createInternalErrorSink } from './internal-errors.ts';
 
 // Every timer health.ts creates, unref'ed or not, seen through async_hooks: none may outlive a test.
@@ -179,6 +187,94 @@ describe('running checks', () => {
     expect(reportOf(body.checks, 'db')).toMatchObject({ status: 'down', reason: 'timed out after 30 ms' });
     expect(seenSignal?.aborted).toBe(true);
     expect(seenSignal?.reason).toMatchObject({ name: 'TimeoutError' });
+  });
+
+  it('calls a check that outlived its timeout once, however many probes come while it hangs', async () => {
+    const health = makeHealth();
+    let calls = 0;
+    // A client call that ignores the signal, like Prisma's query against a hung database.
+    health.register({
+      name: 'db',
+      timeoutMs: 20,
+      check: () => {
+        calls += 1;
+        return new Promise<void>(() => {});
+      },
+    });
+
+    const first = await health.readiness();
+    expect(reportOf(first.body.checks, 'db').reason).toBe('timed out after 20 ms');
+    const later: CheckReport[] = [];
+    for (let probe = 0; probe < 9; probe++) {
+      // Answered at once, before any timer could fire: the probe does not wait out a timeout again.
+      const answer = await Promise.race([
+        health.readiness(),
+        new Promise<'waited'>((resolve) => setImmediate(resolve, 'waited')),
+      ]);
+      if (answer === 'waited') throw new Error(`probe ${probe} waited`);
+      expect(answer.statusCode).toBe(503);
+      later.push(reportOf(answer.body.checks, 'db'));
+    }
+
+    expect(calls).toBe(1);
+    for (const report of later) {
+      expect(report.status).toBe('down');
+      expect(report.reason).toMatch(
+        /^still running after \d+ ms \(timeout 20 ms\); not called again until it settles or 30 s pass$/,
+      );
+      expect(report.duration_ms).toBeGreaterThanOrEqual(20);
+    }
+  });
+
+  it('calls the check again once its late call settles', async () => {
+    const health = makeHealth();
+    const calls: ReturnType<typeof deferred<HealthCheckResult | undefined>>[] = [];
+    health.register({
+      name: 'db',
+      timeoutMs: 20,
+      check: () => {
+        const call = deferred<HealthCheckResult | undefined>();
+        calls.push(call);
+        return call.promise;
+      },
+    });
+
+    expect(reportOf((await health.readiness()).body.checks, 'db').reason).toBe('timed out after 20 ms');
+    expect(reportOf((await health.detailed()).body.checks, 'db').reason).toMatch(/^still running/);
+    expect(calls).toHaveLength(1);
+
+    // The late answer counts for nothing: it came after the timeout.
+    calls[0]?.resolve(undefined);
+    await new Promise((resolve) => setImmediate(resolve));
+    const probe = health.readiness();
+    expect(calls).toHaveLength(2);
+    calls[1]?.resolve(up());
+    expect((await probe).statusCode).toBe(200);
+  });
+
+  it('gives up on a call that never settles after 30 s and calls the check again, so readiness can recover', async () => {
+    const health = makeHealth();
+    let calls = 0;
+    health.register({
+      name: 'db',
+      timeoutMs: 20,
+      check: () => {
+        calls += 1;
+        // The first call hangs for good (a connection with no timeout); the database is back for the next.
+        return calls === 1 ? new Promise<void>(() => {}) : up();
+      },
+    });
+    expect((await health.readiness()).statusCode).toBe(503);
+    expect((await health.readiness()).statusCode).toBe(503);
+    expect(calls).toBe(1);
+    const now = performance.now();
+    const clock = vi.spyOn(performance, 'now').mockImplementation(() => now + 30_001);
+    try {
+      expect((await health.readiness()).statusCode).toBe(200);
+      expect(calls).toBe(2);
+    } finally {
+      clock.mockRestore();
+    }
   });
 
   it('uses health.checkTimeoutMs when a check sets no timeout', async () => {

@@ -8,7 +8,10 @@ export type HealthStatus = 'up' | 'down';
 /** What a check found. Build it with {@link up} and {@link down}: results are values, not exceptions. */
 export interface HealthCheckResult {
   status: HealthStatus;
-  /** Short reason when down; it is shown in the readiness and detailed reports. */
+  /**
+   * Short reason when down. It is shown in the detailed report and returned by `readiness()`,
+   * but never served by the `/health/ready` endpoint, which is open to anyone who can reach it.
+   */
   reason?: string;
   /** Anything useful to an operator (latency, pool size...); shown in the reports as is. */
   details?: Record<string, unknown>;
@@ -20,7 +23,9 @@ export interface HealthCheck {
   /**
    * Checks one dependency. Returning nothing means up; throwing or rejecting means down, with the
    * error's message (never its stack) as the reason. `signal` aborts when the check times out:
-   * pass it on to the client call so a hung dependency does not pile up calls.
+   * pass it on to the client call where it can be, so the call ends early. A check is not called
+   * again while its previous call is still pending, so a client that ignores the signal cannot
+   * pile up calls on a hung dependency.
    */
   // biome-ignore lint/suspicious/noConfusingVoidType: an async check that returns nothing is a Promise<void>, which `undefined` would refuse
   check: (signal: AbortSignal) => HealthCheckResult | void | Promise<HealthCheckResult | void>;
@@ -70,7 +75,11 @@ export interface Health {
   register(check: HealthCheck): () => void;
   /** 200 while the process serves; runs no check, so a slow dependency cannot get the process restarted. */
   liveness(): { statusCode: 200; body: HealthReport };
-  /** Runs the critical checks: 503 when one is down, or at once while shutting down. */
+  /**
+   * Runs the critical checks: 503 when one is down, or at once while shutting down. The reports
+   * keep their reasons for the caller in this process; the `/health/ready` endpoint serves only
+   * each check's name and status.
+   */
   readiness(): Promise<HealthResponse>;
   /** Runs every check and reports each with its status and duration, plus version, uptime and memory. */
   detailed(): Promise<HealthResponse>;
@@ -109,8 +118,16 @@ interface RegisteredCheck {
   readonly critical: boolean;
   readonly timeoutMs: number;
   readonly timeoutReason: string;
-  /** The run in progress, shared by every probe that arrives before it settles. */
+  /** The run in progress, shared by every probe that arrives before it answers. */
   running: Promise<CheckReport> | undefined;
+  /**
+   * The check's own call, kept until it settles. It outlives `running` when the call ignores the
+   * abort signal (a Prisma query cannot be aborted), and while it is pending the check is not
+   * called again (a hung database would otherwise get one more query per probe until its pool is
+   * exhausted), up to ABANDON_CALL_AFTER_MS: a call that never settles must not keep the service
+   * unready after its dependency is back.
+   */
+  pendingCall: { readonly startedAt: number } | undefined;
 }
 
 function invalidCheck(message: string): never {
@@ -189,6 +206,12 @@ function execute(entry: RegisteredCheck): Promise<CheckReport> {
     }, entry.timeoutMs);
     timer.unref();
 
+    const call = { startedAt: started };
+    entry.pendingCall = call;
+    // A later call may have replaced an abandoned one: only this call's own marker is cleared.
+    const callSettled = () => {
+      if (entry.pendingCall === call) entry.pendingCall = undefined;
+    };
     let outcome: unknown;
     try {
       outcome = entry.check(controller.signal);
@@ -198,6 +221,7 @@ function execute(entry: RegisteredCheck): Promise<CheckReport> {
     }
     Promise.resolve(outcome).then(
       (value) => {
+        callSettled();
         let result: HealthCheckResult;
         try {
           result = normaliseResult(value);
@@ -207,20 +231,53 @@ function execute(entry: RegisteredCheck): Promise<CheckReport> {
         }
         settle(result);
       },
-      (error: unknown) => settle(down(reasonOf(error))),
+      (error: unknown) => {
+        callSettled();
+        settle(down(reasonOf(error)));
+      },
     );
   });
 }
 
+/**
+ * A check whose previous call outlived its timeout answers down at once rather than waiting on
+ * that call again: the call already took longer than the timeout allows, so whatever it returns
+ * now could not count as up, and the probe stays as fast as the timeout promises.
+ */
+function stillRunning(entry: RegisteredCheck, callStartedAt: number): CheckReport {
+  const elapsedMs = performance.now() - callStartedAt;
+  return toReport(
+    entry,
+    down(
+      `still running after ${Math.round(elapsedMs)} ms (timeout ${entry.timeoutMs} ms); not called again until it settles or ${ABANDON_CALL_AFTER_MS / 1000} s pass`,
+    ),
+    elapsedMs,
+  );
+}
+
+/**
+ * How long a call that never settles holds its check back: past it, one new call is made (at most
+ * one per this period, so a dependency still sees next to no load), so that a connection hung for
+ * good does not keep readiness down after the dependency is back.
+ */
+const ABANDON_CALL_AFTER_MS = 30_000;
+
 function runShared(entry: RegisteredCheck): Promise<CheckReport> {
-  entry.running ??= execute(entry);
+  if (entry.running !== undefined) return entry.running;
+  const pending = entry.pendingCall;
+  if (pending !== undefined && performance.now() - pending.startedAt < ABANDON_CALL_AFTER_MS) {
+    return Promise.resolve(stillRunning(entry, pending.startedAt));
+  }
+  entry.running = execute(entry);
   return entry.running;
 }
 
 /**
  * The health registry, with the built-in `event_loop` and `memory` checks registered. Each check
- * runs under its own timeout, all run in parallel, and concurrent probes share one run per check,
- * so a probe answers within the longest timeout whatever the probe rate.
+ * runs under its own timeout, all run in parallel, concurrent probes share one run per check, and
+ * a check whose call outlived its timeout is not called again until that call settles, so a probe
+ * answers within the longest timeout, and a dependency sees one call at a time, whatever the
+ * probe rate.
  */
 export function createHealth(
   config: ResolvedConfig,
@@ -282,6 +339,7 @@ export function createHealth(
       timeoutMs: effectiveTimeoutMs,
       timeoutReason: `timed out after ${effectiveTimeoutMs} ms`,
       running: undefined,
+      pendingCall: undefined,
     };
   }
 

@@ -299,7 +299,13 @@ describe('endpoints behind a bearer token', () => {
     await sextant.tracing.forceFlush();
     sextant.tracing.resetFinishedSpans();
     const auth = { authorization: `Bearer ${TOKEN}` };
-    for (const path of ['/metrics', '/health/ready']) {
+    // Probes send no header: liveness and readiness stay open.
+    for (const path of ['/health', '/health/ready']) {
+      const probe = await fetch(`${url}${path}`, { headers: { 'x-request-id': 'probe-open' } });
+      expect(probe.status, path).toBe(200);
+      await probe.arrayBuffer();
+    }
+    for (const path of ['/metrics', '/health/detailed']) {
       const missing = await fetch(`${url}${path}`, { headers: { 'x-request-id': 'probe-missing' } });
       expect(missing.status, path).toBe(401);
       expect(missing.headers.get('www-authenticate'), path).toBe('Bearer');
