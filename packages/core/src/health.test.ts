@@ -222,7 +222,6 @@ describe('running checks', () => {
       expect(report.reason).toMatch(
         /^still running after \d+ ms \(timeout 20 ms\); not called again until it settles or 30 s pass$/,
       );
-      expect(report.duration_ms).toBeGreaterThanOrEqual(20);
     }
   });
 
