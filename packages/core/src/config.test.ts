@@ -156,6 +156,22 @@ describe('resolveConfig', () => {
     expect(invalid.config.tracing.otlpTimeoutMillis).toBe(10_000);
   });
 
+  it('names only the keys of an invalid OTEL_EXPORTER_OTLP_HEADERS, never a value (they are credentials)', () => {
+    for (const value of ['x-honeycomb-team=hcaik_01SECRETKEY,dataset', 'api-key=S3CR3T%ZZ']) {
+      const { warnings, config } = resolve({}, { OTEL_EXPORTER_OTLP_HEADERS: value });
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]!.message).not.toMatch(/SECRET|S3CR3T/);
+      expect(config.tracing.headers).toEqual({});
+    }
+    const [warning] = resolve(
+      {},
+      { OTEL_EXPORTER_OTLP_HEADERS: 'x-honeycomb-team=hcaik_01SECRETKEY,dataset' },
+    ).warnings;
+    expect(warning!.message).toContain(
+      'OTEL_EXPORTER_OTLP_HEADERS="x-honeycomb-team=[REDACTED],[not key=value]"',
+    );
+  });
+
   it('OTEL_SDK_DISABLED=true turns tracing off', () => {
     expect(resolve({}, { OTEL_SDK_DISABLED: 'TRUE' }).config.tracing.enabled).toBe(false);
     expect(resolve({}, { OTEL_SDK_DISABLED: 'false' }).config.tracing.enabled).toBe(true);

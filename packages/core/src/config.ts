@@ -440,10 +440,11 @@ function otelKeyValueList(reader: Reader, name: string): Record<string, string> 
     }
     if (key === '' || value === undefined) {
       // The specification: an invalid list is discarded whole.
+      // Header values are credentials (an API key): that warning names the keys only.
       otelInvalid(
         reader,
         name,
-        text,
+        name.endsWith('_HEADERS') ? keysOnly(text) : text,
         'a comma-separated list of key=value pairs with percent-encoded values',
       );
       return undefined;
@@ -451,6 +452,18 @@ function otelKeyValueList(reader: Reader, name: string): Record<string, string> 
     result[key] = value;
   }
   return result;
+}
+
+/** A key=value list as a warning may show it: each value, and each part that is no pair, masked. */
+function keysOnly(text: string): string {
+  return text
+    .split(',')
+    .map((pair) => {
+      const eq = pair.indexOf('=');
+      if (eq > 0) return `${pair.slice(0, eq).trim()}=[REDACTED]`;
+      return pair.trim() === '' ? '' : '[not key=value]';
+    })
+    .join(',');
 }
 
 const URL_ALLOWED = 'an absolute http:// or https:// URL';

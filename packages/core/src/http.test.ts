@@ -74,3 +74,18 @@ describe('http.begin and the active span', () => {
     expect(spans[0]!.attributes['http.route']).toBe('/orders/:id');
   });
 });
+
+describe('http.begin and personal data', () => {
+  it("writes the server span's path and user agent as the access log does: redacted", () => {
+    sextant.tracing.resetFinishedSpans();
+    const exchange = sextant.http.begin({
+      method: 'GET',
+      url: '/users/alice@example.com?token=abc',
+      headers: { 'user-agent': 'MyApp/1.0 (bob@example.com; Bearer abcdefgh12345678)' },
+    });
+    sextant.http.end(exchange, { statusCode: 200, route: '/users/:email' });
+    const [span] = sextant.tracing.finishedSpans();
+    expect(span!.attributes['url.path']).toBe('/users/[EMAIL]');
+    expect(span!.attributes['user_agent.original']).toBe('MyApp/1.0 ([EMAIL]; Bearer [REDACTED])');
+  });
+});

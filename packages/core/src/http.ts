@@ -33,6 +33,8 @@ import type { InternalErrorSink } from './internal-errors.ts';
 import { writeAccessLog } from './logger.ts';
 import type { HttpServerMetrics } from './metrics.ts';
 import { extractContext, generateRequestId, sanitizeRequestId } from './propagation.ts';
+import type { Redactor } from './redact.ts';
+import { exportedException } from './traced.ts';
 
 /** The one label value that every request matching no route shares, so unknown URLs cannot grow series. */
 export const UNMATCHED_ROUTE = '_unmatched';
@@ -195,10 +197,12 @@ export interface HttpInstrumentationDeps {
   inFlight: InFlight;
   sink: InternalErrorSink;
   tracingEnabled: boolean;
+  /** What the access log applies; the server span's path and user agent get the same. */
+  redactor: Redactor;
 }
 
 export function createHttpInstrumentation(deps: HttpInstrumentationDeps): HttpInstrumentation {
-  const { config, tracer, metrics, logger, endpoints, inFlight, sink, tracingEnabled } = deps;
+  const { config, tracer, metrics, logger, endpoints, inFlight, sink, tracingEnabled, redactor } = deps;
   const ignoredPaths = new Set(config.http.ignorePaths);
   const requestIdHeader = config.http.requestIdHeader;
   const accessLog = config.logs.accessLog;
@@ -277,7 +281,8 @@ export function createHttpInstrumentation(deps: HttpInstrumentationDeps): HttpIn
         // path (a runtime call per key) on every request.
         const attributes: Attributes = {};
         attributes[ATTR_HTTP_REQUEST_METHOD] = method;
-        attributes[ATTR_URL_PATH] = path;
+        // As the access log writes them: an email or token in a path or a user agent is data too.
+        attributes[ATTR_URL_PATH] = redactor.string(path);
         attributes[ATTR_URL_SCHEME] = request.scheme ?? 'http';
         const host = headerValue(request.headers.host);
         if (host !== undefined) attributes[ATTR_SERVER_ADDRESS] = host;
@@ -285,7 +290,7 @@ export function createHttpInstrumentation(deps: HttpInstrumentationDeps): HttpIn
         if (request.httpVersion !== undefined)
           attributes[ATTR_NETWORK_PROTOCOL_VERSION] = request.httpVersion;
         const userAgent = headerValue(request.headers['user-agent']);
-        if (userAgent !== undefined) attributes[ATTR_USER_AGENT_ORIGINAL] = userAgent;
+        if (userAgent !== undefined) attributes[ATTR_USER_AGENT_ORIGINAL] = redactor.repeated(userAgent);
         span = tracer.startSpan(method, { kind: SpanKind.SERVER, attributes }, parent);
       }
     }
@@ -345,7 +350,7 @@ export function createHttpInstrumentation(deps: HttpInstrumentationDeps): HttpIn
       }
       if (!aborted) span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, statusCode);
       if (error !== undefined) {
-        span.recordException(error instanceof Error ? error : String(error));
+        span.recordException(error instanceof Error ? exportedException(error) : String(error));
       }
       if (aborted) {
         span.setAttribute(ATTR_ERROR_TYPE, ABORTED);

@@ -112,7 +112,7 @@ export { CIRCUIT_BREAKER_STATE, QUANTUM_ATTRIBUTES, QUANTUM_JOB_CARRIER_KEY } fr
 
 // Logs
 export type { Redactor, RedactorOptions } from './redact.ts';
-export { createRedactor } from './redact.ts';
+export { createRedactor, setSafeErrorMessage } from './redact.ts';
 
 // Health, endpoints, lifecycle
 export type {

@@ -584,7 +584,7 @@ describe('internal errors', () => {
       kind: 'span_export',
       occurrences: 1,
       msg: 'sextant internal error',
-      err: { type: 'Error', message: 'collector refused token=abc' },
+      err: { type: 'Error', message: 'collector refused token=[REDACTED]' },
     });
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createRedactor } from './redact.ts';
+import { createRedactor, setSafeErrorMessage } from './redact.ts';
 
 const redactor = createRedactor({ extraKeys: ['x-tenant-pin', 'internalNote'] });
 const copy = (input: unknown) => redactor.value(input) as any;
@@ -330,7 +330,7 @@ describe('safe copy', () => {
       message: 'outer',
       code: 'E_OUTER',
       statusCode: 502,
-      cause: { type: 'TypeError', message: 'inner token=abc' },
+      cause: { type: 'TypeError', message: 'inner token=[REDACTED]' },
     });
     const aggregate = copy(new AggregateError([new RangeError('r')], 'many'));
     expect(aggregate).toMatchObject({
@@ -377,6 +377,47 @@ describe('safe copy', () => {
     const client = copy(clientError) as Record<string, unknown>;
     expect(Object.keys(client).sort()).toEqual(['code', 'message', 'stack', 'type']);
     expect(JSON.stringify(client)).not.toContain('opaque-credential');
+  });
+
+  it('redacts what error text quotes: sensitive key-value pairs, and the input a JSON parse error shows', () => {
+    const redactor = createRedactor({ extraKeys: ['ssn'] });
+    // A Prisma validation error prints the query's arguments.
+    expect(
+      redactor.errorText(
+        'Invalid `prisma.account.create()` invocation: { data: { name: "Bob", password: "hunter2-SECRET", ssn: "078-05-1120" } }',
+      ),
+    ).toBe(
+      'Invalid `prisma.account.create()` invocation: { data: { name: "Bob", password: [REDACTED], ssn: [REDACTED] } }',
+    );
+    expect(redactor.errorText('refused: api_key=ABCDEF, retry in 5 s')).toBe(
+      'refused: api_key=[REDACTED], retry in 5 s',
+    );
+    expect(
+      redactor.errorText(`Unexpected token 'h', "{"user":"bob","password": hunter2}" is not valid JSON`),
+    ).toBe(`Unexpected token 'h', [REDACTED] is not valid JSON`);
+    expect(redactor.errorText("'/cb?code=OAUTH-CODE&state=abc' is not a valid url component")).toBe(
+      "'/cb?code=[REDACTED]&state=[REDACTED]' is not a valid url component",
+    );
+    // Innocent pairs stay readable.
+    expect(redactor.errorText('connect ECONNREFUSED host: db.internal port: 5432')).toBe(
+      'connect ECONNREFUSED host: db.internal port: 5432',
+    );
+  });
+
+  it("shows an error an adapter gave a safe message by that message, its stack's frames and its code only", () => {
+    const error = Object.assign(new Error('Invalid input: "not-a-uuid-SECRET" for column id'), {
+      code: 'P2007',
+      meta: { driverAdapterError: { message: 'invalid input syntax for type uuid: "not-a-uuid-SECRET"' } },
+    });
+    setSafeErrorMessage(error, 'Data validation error');
+    const logged = copy(error) as Record<string, unknown>;
+    expect(Object.keys(logged).sort()).toEqual(['code', 'message', 'stack', 'type']);
+    expect(logged.message).toBe('Data validation error');
+    expect(String(logged.stack)).toMatch(/^Error: Data validation error\n {4}at /);
+    expect(JSON.stringify(logged)).not.toContain('SECRET');
+    // The application's own error is unchanged.
+    expect(error.message).toContain('not-a-uuid-SECRET');
+    expect(Object.keys(error)).toEqual(['code', 'meta']);
   });
 
   it('drops what JSON drops and returns primitives as they are', () => {

@@ -17,6 +17,12 @@ export interface Redactor {
    * the results for the last few hundred distinct short inputs are remembered.
    */
   repeated(input: string): string;
+  /**
+   * As `string`, for an error's message or stack, which often quote data: also `key: value` and
+   * `key=value` pairs whose key is sensitive (a Prisma validation error prints the query's
+   * arguments, `password: "hunter2"`), and the fragment of input a JSON parse error quotes.
+   */
+  errorText(input: string): string;
 }
 
 export interface RedactorOptions {
@@ -126,6 +132,18 @@ const API_KEY = new RegExp(
 );
 const SHORTEST_API_KEY = 20;
 // A query parameter: the name excludes '=' and the value excludes '&', so both end deterministically.
+/**
+ * `key:` or `key=` in prose, the key bare or quoted; the key is checked like an object's key, and
+ * only a sensitive one's value (VALUE, read right after) is consumed, so that a pair inside
+ * another's value (`refused: api_key=...`) is still found. Bounded quantifiers keep both linear.
+ */
+const KEY_SEPARATOR = /(["']?)([A-Za-z][A-Za-z0-9_.-]{0,63})\1\s{0,4}[:=]\s{0,4}/g;
+/** A quoted value, or a bare one up to a separator. */
+const VALUE = /"(?:[^"\\\n]|\\.){0,4096}"|'(?:[^'\\\n]|\\.){0,4096}'|[^\s"',;&}\])]{1,4096}/y;
+/** V8's JSON.parse message quotes the input around the bad token: `Unexpected token 'h', "{"password": hunter2}" is not valid JSON`. */
+const JSON_PARSE_FRAGMENT =
+  /(Unexpected token .{1,16}?, )(?:\.\.\.)?"[\s\S]{0,4096}?"(?:\.\.\.)?( is not valid JSON)/g;
+
 const QUERY_PARAMETER = /([?&;])([A-Za-z0-9_.\-[\]]{1,64})=([^&#;\s"'<>]{1,4096})/g;
 // The TLD is letters only, so "pino@10.4.0" is a package, not an address. The optional middle
 // labels and the TLD can both match a label, but each label costs one bounded backtrack.
@@ -193,6 +211,45 @@ interface Walk {
   readonly ancestors: object[];
 }
 
+const SAFE_ERROR_MESSAGE = Symbol.for('@sextant/core.safeErrorMessage');
+
+/**
+ * Gives an error the message logs and spans show instead of its own, for an adapter that knows
+ * the message quotes data no pattern can tell apart (a Prisma error prints the query's values).
+ * The error is otherwise untouched: the application still sees its own message. Never throws.
+ */
+export function setSafeErrorMessage(error: unknown, message: string): void {
+  try {
+    if (typeof error === 'object' && error !== null) {
+      Object.defineProperty(error, SAFE_ERROR_MESSAGE, {
+        value: message,
+        configurable: true,
+        enumerable: false,
+      });
+    }
+  } catch {
+    // A frozen error keeps its own message, redacted by pattern as any other.
+  }
+}
+
+/** The message set by {@link setSafeErrorMessage}, if any. */
+export function safeErrorMessage(error: unknown): string | undefined {
+  try {
+    const message = (error as { [SAFE_ERROR_MESSAGE]?: unknown } | null)?.[SAFE_ERROR_MESSAGE];
+    return typeof message === 'string' ? message : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const FRAME_LINE = /^\s{4}at /;
+
+/** `Type: message` and the stack's `at ...` lines only: a stack's header repeats the message. */
+export function stackWithMessage(type: string, message: string, stack: string | undefined): string {
+  const frames = typeof stack === 'string' ? stack.split('\n').filter((line) => FRAME_LINE.test(line)) : [];
+  return [`${type}: ${message}`, ...frames].join('\n');
+}
+
 export function createRedactor(options: RedactorOptions): Redactor {
   const sensitiveKeys = new Set([...BUILT_IN_KEYS, ...options.extraKeys].map(normaliseKey));
   /** Key → the name to write, or `null` when its value is redacted. */
@@ -252,6 +309,12 @@ export function createRedactor(options: RedactorOptions): Redactor {
     return redactString(text);
   }
 
+  function copyErrorText(text: string, walk: Walk): string {
+    walk.scannedChars += Math.min(text.length, MAX_SCANNED_LENGTH);
+    if (walk.scannedChars > MAX_SCANNED_CHARS) return TRUNCATED;
+    return redactErrorText(text);
+  }
+
   function copyEntries(
     target: Record<string, unknown>,
     source: object,
@@ -292,15 +355,27 @@ export function createRedactor(options: RedactorOptions): Redactor {
     };
     const type = read(() => error.constructor?.name || error.name);
     result.type = typeof type === 'string' ? type : 'Error';
-    const message = read(() => error.message);
+    const safe = safeErrorMessage(error);
+    const message = safe ?? read(() => error.message);
     result.message =
-      typeof message === 'string' ? copyString(message, walk) : copy(message, depth + 1, walk, true);
+      typeof message === 'string' ? copyErrorText(message, walk) : copy(message, depth + 1, walk, true);
     const stack = read(() => error.stack);
-    if (typeof stack === 'string') result.stack = copyString(stack, walk);
-    const keys = Object.keys(error).filter(
-      (key) => key !== 'type' && key !== 'message' && key !== 'stack' && !ERROR_PAYLOAD_KEYS.has(key),
-    );
+    if (typeof stack === 'string') {
+      result.stack = copyErrorText(
+        safe === undefined ? stack : stackWithMessage(result.type as string, safe, stack),
+        walk,
+      );
+    }
+    // With a safe message, the adapter said the error quotes data: its fields and cause may too
+    // (a Prisma error's meta holds the driver's own message), so only its code stays.
+    const keys =
+      safe !== undefined
+        ? Object.keys(error).filter((key) => key === 'code')
+        : Object.keys(error).filter(
+            (key) => key !== 'type' && key !== 'message' && key !== 'stack' && !ERROR_PAYLOAD_KEYS.has(key),
+          );
     copyEntries(result, error, keys, depth, walk);
+    if (safe !== undefined) return result;
     // `cause` and `errors` are own but not enumerable, so they are read explicitly.
     const cause = read(() => error.cause);
     if (cause !== undefined && !Object.hasOwn(result, 'cause'))
@@ -397,6 +472,32 @@ export function createRedactor(options: RedactorOptions): Redactor {
     }
   }
 
+  function redactSensitivePairs(text: string): string {
+    let result = '';
+    let copiedUpTo = 0;
+    KEY_SEPARATOR.lastIndex = 0;
+    for (let pair = KEY_SEPARATOR.exec(text); pair !== null; pair = KEY_SEPARATOR.exec(text)) {
+      if (decideKey(pair[2]!) !== null) continue;
+      VALUE.lastIndex = KEY_SEPARATOR.lastIndex;
+      const value = VALUE.exec(text);
+      if (value === null) continue;
+      result += `${text.slice(copiedUpTo, value.index)}${REDACTED}`;
+      copiedUpTo = VALUE.lastIndex;
+      KEY_SEPARATOR.lastIndex = copiedUpTo;
+    }
+    return copiedUpTo === 0 ? text : result + text.slice(copiedUpTo);
+  }
+
+  function redactErrorText(input: string): string {
+    let result = redactString(input);
+    // A URL quoted in an error (a bad request's) keeps no query values: `code`, `state`, signatures.
+    if (result.indexOf('?') !== -1) result = result.replace(QUERY_PARAMETER, `$1$2=${REDACTED}`);
+    if (result.indexOf(':') !== -1 || result.indexOf('=') !== -1) result = redactSensitivePairs(result);
+    if (result.indexOf('is not valid JSON') !== -1)
+      result = result.replace(JSON_PARSE_FRAGMENT, `$1${REDACTED}$2`);
+    return result;
+  }
+
   const repeatedResults = new Map<string, string>();
 
   function redactRepeated(input: string): string {
@@ -414,5 +515,6 @@ export function createRedactor(options: RedactorOptions): Redactor {
     value: (input) => copy(input, 0, { nodes: 0, scannedChars: 0, ancestors: [] }, true),
     string: redactString,
     repeated: redactRepeated,
+    errorText: redactErrorText,
   };
 }

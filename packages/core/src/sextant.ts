@@ -79,7 +79,7 @@ export function createSextant(options: SextantOptions = {}): Sextant {
   for (const warning of warnings) logger.warn({ code: warning.code }, warning.message);
 
   ensureContextManager();
-  const tracing = createTracing(config, errors);
+  const tracing = createTracing(config, errors, redactor);
   if (tracing.ownsProvider) propagation.setGlobalPropagator(createPropagator(errors));
 
   const metrics = createMetrics(config, errors, {
@@ -98,6 +98,7 @@ export function createSextant(options: SextantOptions = {}): Sextant {
     inFlight,
     sink: errors,
     tracingEnabled: tracing.enabled,
+    redactor,
   });
 
   const domainDeps = { tracer: tracing.tracer, metrics, logger, sink: errors };

@@ -67,6 +67,8 @@ export interface CountingBatchSpanProcessorOptions<Batch> extends BatchOptions {
   /** Builds the queue for batches of the given size; the default keeps span objects. */
   createQueue?: (batchSize: number) => SpanQueue<Batch>;
   sink: InternalErrorSink;
+  /** Rewrites what an ended span quotes of its errors before it is queued; see `redactSpanErrors`. */
+  redact?: (span: ReadableSpan) => void;
   /**
    * Hand each batch to the exporter on the next turn of the event loop rather than inside the
    * call that ended the span filling it: an exporter serialises the whole batch synchronously (the
@@ -120,6 +122,7 @@ export class CountingBatchSpanProcessor<Batch = ReadableSpan[]> implements SpanP
   #shutdownPromise: Promise<void> | undefined;
   #waiters: FlushWaiter[] = [];
   readonly #deferExport: boolean;
+  readonly #redact: ((span: ReadableSpan) => void) | undefined;
 
   /** Spans ever put in the queue, and those whose batch has since settled (either way). */
   #enqueued = 0;
@@ -139,6 +142,7 @@ export class CountingBatchSpanProcessor<Batch = ReadableSpan[]> implements SpanP
     this.#scheduledDelayMillis = options.scheduledDelayMillis;
     this.#exportTimeoutMillis = options.exportTimeoutMillis;
     this.#deferExport = options.deferExport === true;
+    this.#redact = options.redact;
     this.#queue =
       options.createQueue?.(this.#maxExportBatchSize) ??
       (new SpanObjectQueue(this.#maxExportBatchSize) as unknown as SpanQueue<Batch>);
@@ -158,6 +162,7 @@ export class CountingBatchSpanProcessor<Batch = ReadableSpan[]> implements SpanP
       return;
     }
     try {
+      this.#redact?.(span);
       this.#queue.push(span);
     } catch (error) {
       this.#droppedExportFailed++;

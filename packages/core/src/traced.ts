@@ -10,6 +10,7 @@ import {
 } from '@opentelemetry/api';
 import { ATTR_ERROR_TYPE, ERROR_TYPE_VALUE_OTHER } from '@opentelemetry/semantic-conventions';
 import { ERROR_CODES, SextantConfigError } from './errors.ts';
+import { safeErrorMessage, stackWithMessage } from './redact.ts';
 import { TRACER_NAME } from './tracing.ts';
 
 export interface TracedOptions {
@@ -140,8 +141,9 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 export function recordSpanError(span: Span, error: unknown): void {
   try {
     if (error instanceof Error) {
-      span.recordException(error);
-      span.setStatus({ code: SpanStatusCode.ERROR, message: error.message });
+      const exception = exportedException(error);
+      span.recordException(exception);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: exception.message });
       span.setAttribute(ATTR_ERROR_TYPE, error.constructor?.name || error.name || ERROR_TYPE_VALUE_OTHER);
     } else {
       span.recordException(String(error));
@@ -261,4 +263,15 @@ function copyReflectMetadata(from: object, to: object): void {
   for (const key of reflect.getOwnMetadataKeys(from)) {
     reflect.defineMetadata(key, reflect.getOwnMetadata(key, from), to);
   }
+}
+
+/**
+ * What a span records of an error: the error itself, or, when an adapter set a safe message for it
+ * (`setSafeErrorMessage`), that message and the stack's frames only.
+ */
+export function exportedException(error: Error): Error {
+  const safe = safeErrorMessage(error);
+  if (safe === undefined) return error;
+  const type = error.constructor?.name || error.name || 'Error';
+  return { name: type, message: safe, stack: stackWithMessage(type, safe, error.stack) };
 }

@@ -1,4 +1,4 @@
-import { ROOT_CONTEXT, type SpanContext, TraceFlags, trace } from '@opentelemetry/api';
+import { ROOT_CONTEXT, type SpanContext, SpanStatusCode, TraceFlags, trace } from '@opentelemetry/api';
 import { type ExportResult, ExportResultCode } from '@opentelemetry/core';
 import {
   InMemorySpanExporter,
@@ -215,6 +215,24 @@ describe('createTracing', () => {
       expect(metrics!.startSpan(undefined, 2)).toBeTypeOf('function');
       expect(metrics!.constructor.name).not.toBe('TracerMetrics');
     }
+  });
+
+  it('redacts error text in exported spans as in logs, whoever recorded it: exception events and the status message', () => {
+    const tracing = start();
+    const span = trace.getTracer('an-instrumentation').startSpan('charge');
+    const error = new Error('cannot charge bob@example.com: password: "hunter2" rejected');
+    span.recordException(error);
+    span.setStatus({ code: SpanStatusCode.ERROR, message: error.message });
+    span.end();
+    const [exported] = tracing.finishedSpans();
+    const exception = exported!.events[0]!.attributes!;
+    expect(exception['exception.message']).toBe('cannot charge [EMAIL]: password: [REDACTED] rejected');
+    expect(exception['exception.stacktrace']).not.toContain('hunter2');
+    expect(exception['exception.stacktrace']).not.toContain('bob@example.com');
+    expect(exported!.status).toEqual({
+      code: SpanStatusCode.ERROR,
+      message: 'cannot charge [EMAIL]: password: [REDACTED] rejected',
+    });
   });
 
   it('generates ids that are lowercase hex of the right length, never all zeros, and do not repeat', () => {

@@ -44,6 +44,7 @@ import { contextWithSpan } from './context.ts';
 import { PooledIdGenerator } from './ids.ts';
 import type { InternalErrorSink } from './internal-errors.ts';
 import { EncodedSpanQueue, type EncodedSpans } from './otlp-protobuf.ts';
+import { createRedactor, type Redactor } from './redact.ts';
 import { CountingBatchSpanProcessor, type SpanProcessorStats } from './span-processor.ts';
 
 /** Instrumentation scope of every span Sextant creates. */
@@ -88,13 +89,18 @@ const NOOP_PROVIDER: ApiTracerProvider = new ProxyTracerProvider().getDelegate()
  * used and Sextant installs nothing. The global propagator and context manager are not
  * touched here.
  */
-export function createTracing(config: ResolvedConfig, sink: InternalErrorSink): Tracing {
+export function createTracing(
+  config: ResolvedConfig,
+  sink: InternalErrorSink,
+  redactor: Redactor = createRedactor({ extraKeys: config.logs.redactKeys }),
+): Tracing {
   if (!config.tracing.enabled) return createUnownedTracing(NOOP_PROVIDER.getTracer(TRACER_NAME), false, sink);
   const existing = registeredProvider();
   if (existing) return createUnownedTracing(trace.getTracer(TRACER_NAME), true, sink, existing);
 
   const exporter = createExporter(config);
-  const processor = exporter === undefined ? undefined : createProcessor(exporter, config, sink);
+  const redact = (span: ReadableSpan) => redactSpanErrors(span, redactor);
+  const processor = exporter === undefined ? undefined : createProcessor(exporter, config, sink, redact);
   const provider = new SextantTracerProvider({
     resource: createResource(config),
     idGenerator: new PooledIdGenerator(),
@@ -334,11 +340,13 @@ function createProcessor(
   exporter: Exporter,
   config: ResolvedConfig,
   sink: InternalErrorSink,
+  redact: (span: ReadableSpan) => void,
 ): CountingBatchSpanProcessor<ReadableSpan[]> | CountingBatchSpanProcessor<EncodedSpans> {
   if (exporter instanceof OtlpProtobufTraceExporter) {
     return new CountingBatchSpanProcessor<EncodedSpans>({
       exporter,
       sink,
+      redact,
       createQueue: (batchSize) => new EncodedSpanQueue(batchSize),
       ...config.tracing.batch,
       deferExport: true,
@@ -349,6 +357,7 @@ function createProcessor(
   return new CountingBatchSpanProcessor({
     exporter,
     sink,
+    redact,
     ...(exporter instanceof MemorySpanExporter
       ? { ...config.tracing.batch, maxExportBatchSize: 1, scheduledDelayMillis: 0 }
       : { ...config.tracing.batch, deferExport: true }),
@@ -443,5 +452,34 @@ class MemorySpanExporter implements SpanExporter {
 
   reset(): void {
     this.#spans = [];
+  }
+}
+
+const EXCEPTION_EVENT = 'exception';
+const EXCEPTION_TEXT_ATTRIBUTES = ['exception.message', 'exception.stacktrace'] as const;
+
+/**
+ * Error text in a span quotes whatever the error quoted (a request's query string in a bad-URL
+ * error, a Prisma validation error's arguments, a job's data in its failure): the same redaction
+ * as logged errors, applied to the exception events and the status message of every span the
+ * provider Sextant owns exports, whoever recorded them (Sextant, BullMQ, an instrumentation).
+ * Spans without an error pay for one length check.
+ */
+export function redactSpanErrors(span: ReadableSpan, redactor: Redactor): void {
+  const message = span.status.message;
+  if (message !== undefined && message !== '') {
+    (span as { status: ReadableSpan['status'] }).status = {
+      code: span.status.code,
+      message: redactor.errorText(message),
+    };
+  }
+  const events = span.events;
+  for (let i = 0; i < events.length; i++) {
+    const event = events[i]!;
+    if (event.name !== EXCEPTION_EVENT || event.attributes === undefined) continue;
+    for (const key of EXCEPTION_TEXT_ATTRIBUTES) {
+      const text = event.attributes[key];
+      if (typeof text === 'string') event.attributes[key] = redactor.errorText(text);
+    }
   }
 }

@@ -35,6 +35,7 @@ import {
   type Sextant,
   type SextantHistogram,
   type SextantHistogramChild,
+  setSafeErrorMessage,
 } from '@sextant/core';
 import { driverStatusCodeOf, errorDescription, errorSummary, errorTypeOf, stackFrames } from './errors.ts';
 import { assertSextant, PACKAGE_NAME, type ResolvedPrismaOptions, resolveOptions } from './options.ts';
@@ -255,6 +256,20 @@ function createOperationHook(
    * default the event carries the code's fixed description and the stack's frames only; the
    * message's last line (redacted) is there only with includeArgs.
    */
+  /**
+   * What logs and spans downstream show of a failed query (the request's span, the error handler's
+   * record): Prisma's messages print the query's arguments and the values the database refused,
+   * so the code's fixed description, or with includeArgs the message's last line, redacted.
+   */
+  function safeMessageOf(error: unknown, errorType: string): string {
+    if (redactor !== undefined && error instanceof Error)
+      return redactor.errorText(errorSummary(error.message));
+    return (
+      errorDescription(errorType) ??
+      `${errorType} (message withheld: Prisma messages quote the query's values)`
+    );
+  }
+
   function recordError(span: Span, error: unknown, errorType: string, statusCode: string | undefined): void {
     span.setAttribute(ATTR_ERROR_TYPE, errorType);
     if (statusCode !== undefined) span.setAttribute(ATTR_DB_RESPONSE_STATUS_CODE, statusCode);
@@ -320,6 +335,7 @@ function createOperationHook(
           durationMs / 1000,
         );
       }
+      if (errorType !== undefined) setSafeErrorMessage(error, safeMessageOf(error, errorType));
       if (span !== undefined) {
         if (errorType !== undefined) recordError(span, error, errorType, statusCode);
         span.end();

@@ -417,6 +417,28 @@ describe('error messages on postgresql', () => {
     return error;
   }
 
+  it("keeps the value out of what the caller's span and error log record show when the error bubbles up", async () => {
+    const prisma = extend();
+    const caught = await failure(
+      traced('SessionRepository.find', () =>
+        prisma.session.findUnique({ where: { id: MALFORMED_ID } }),
+      ) as unknown as Promise<unknown>,
+      'P2007',
+    );
+    // The application still sees Prisma's own message; what leaves the process does not.
+    sextant.logger.error({ err: caught }, 'request failed');
+    const wrapper = sextant.tracing.finishedSpans().find((span) => span.name === 'SessionRepository.find')!;
+    const exported = JSON.stringify([wrapper.status, wrapper.events]);
+    expect(exported).not.toContain(MARKER);
+    expect(wrapper.status.message).toBe('Data validation error');
+    const record = logs.records().find((r) => r.msg === 'request failed')!;
+    expect(JSON.stringify(record)).not.toContain(MARKER);
+    expect(record.err).toMatchObject({
+      type: 'PrismaClientKnownRequestError',
+      message: 'Data validation error',
+    });
+  });
+
   it('keeps a rejected value out of the span and logs of a P2007, keeping the code and a fixed description', async () => {
     const prisma = extend();
     await failure(prisma.session.findUnique({ where: { id: MALFORMED_ID } }), 'P2007');
