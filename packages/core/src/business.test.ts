@@ -104,6 +104,9 @@ describe('business operations', () => {
       trace_id: span!.spanContext().traceId,
       span_id: span!.spanContext().spanId,
     });
+    // Rounded to the microsecond, as the access record's duration is.
+    const duration = logged[0]!.duration_ms as number;
+    expect(Math.round(duration * 1000) / 1000).toBe(duration);
 
     const body = await scrape();
     expect(sampleValue(body, 'business_operations_total', CHARGE_SUCCESS)).toBe(1);
