@@ -1,4 +1,4 @@
-import { context, ROOT_CONTEXT, SpanKind, trace } from '@opentelemetry/api';
+import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createSextant } from './sextant.ts';
 
@@ -87,5 +87,34 @@ describe('http.begin and personal data', () => {
     const [span] = sextant.tracing.finishedSpans();
     expect(span!.attributes['url.path']).toBe('/users/[EMAIL]');
     expect(span!.attributes['user_agent.original']).toBe('MyApp/1.0 ([EMAIL]; Bearer [REDACTED])');
+  });
+});
+
+describe('http.end of a response cut short', () => {
+  it('records a server error after the headers went out as an error, a client leaving as aborted', () => {
+    sextant.tracing.resetFinishedSpans();
+    lines.length = 0;
+    const failed = sextant.http.begin({ method: 'GET', url: '/stream/1', headers: {} });
+    sextant.http.recordError(failed, new RangeError('stream broke'));
+    sextant.http.end(failed, { statusCode: 200, route: '/stream/:id', aborted: true });
+    const left = sextant.http.begin({ method: 'GET', url: '/stream/2', headers: {} });
+    sextant.http.end(left, { statusCode: 200, route: '/stream/:id', aborted: true });
+    const [broken, abandoned] = sextant.tracing.finishedSpans();
+    expect([broken!.status.code, broken!.attributes['error.type']]).toEqual([
+      SpanStatusCode.ERROR,
+      'RangeError',
+    ]);
+    expect([abandoned!.status.code, abandoned!.attributes['error.type']]).toEqual([
+      SpanStatusCode.UNSET,
+      'aborted',
+    ]);
+    const levels = lines
+      .map((line) => JSON.parse(line) as { level: string; msg: string; url_path?: string })
+      .filter((record) => record.msg === 'request completed')
+      .map((record) => [record.url_path, record.level]);
+    expect(levels).toEqual([
+      ['/stream/1', 'error'],
+      ['/stream/2', 'info'],
+    ]);
   });
 });

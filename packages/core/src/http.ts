@@ -352,7 +352,12 @@ export function createHttpInstrumentation(deps: HttpInstrumentationDeps): HttpIn
       if (error !== undefined) {
         span.recordException(error instanceof Error ? exportedException(error) : String(error));
       }
-      if (aborted) {
+      if (aborted && error !== undefined) {
+        // The response broke off because the server failed (an error after the headers went out:
+        // Express destroys the socket), not because the client left.
+        span.setAttribute(ATTR_ERROR_TYPE, errorType(error));
+        span.setStatus({ code: SpanStatusCode.ERROR });
+      } else if (aborted) {
         span.setAttribute(ATTR_ERROR_TYPE, ABORTED);
       } else if (statusCode >= 500) {
         span.setAttribute(ATTR_ERROR_TYPE, error === undefined ? String(statusCode) : errorType(error));

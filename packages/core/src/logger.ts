@@ -458,7 +458,12 @@ export function writeAccessLog(
   active: Context = context.active(),
 ): void {
   const redactor = redactorOf(logger);
-  const level = record.status !== undefined && record.status >= 500 ? 'error' : 'info';
+  // A response cut short by a server error (status unknown) is the server's failure too.
+  const level =
+    (record.status !== undefined && record.status >= 500) ||
+    (record.aborted === true && record.error !== undefined)
+      ? 'error'
+      : 'info';
   if (record.error !== undefined) {
     const fields = {
       http_request_method: record.method,
