@@ -1,3 +1,4 @@
+import { context, ROOT_CONTEXT } from '@opentelemetry/api';
 import type { Sextant } from '@sextant/core';
 import { storeErrorReason } from 'job-store';
 
@@ -52,7 +53,9 @@ export function createStoreOutageGate(sextant: Sextant, options: StoreOutageGate
   let timer: NodeJS.Timeout | undefined;
 
   const schedule = () => {
-    timer = setTimeout(() => void tick(), probeIntervalMs);
+    // trip() runs inside the attempt that found the database away: the probe, and the worker's
+    // loop that resume() restarts, must not run in that job's trace for the rest of the process.
+    timer = context.with(ROOT_CONTEXT, () => setTimeout(() => void tick(), probeIntervalMs));
     // Redis' connections keep the process alive; the probe alone must not.
     timer.unref();
   };

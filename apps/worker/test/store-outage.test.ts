@@ -5,6 +5,7 @@ import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { trace } from '@opentelemetry/api';
 import { createSextant, type Sextant } from '@sextant/core';
 import { createJobStore, isStoreUnavailable, type JobStore, jobStoreReachable } from 'job-store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -119,6 +120,38 @@ describe('the store-outage gate', () => {
     expect(gate.down).toBe(false);
     expect(calls).toEqual(['pause(true)', 'resume']);
     gate.close();
+  });
+
+  it("probes and resumes outside the job that tripped it: the worker's loop does not inherit that job's trace", async () => {
+    const sextant = testSextant();
+    const seen: Array<string | undefined> = [];
+    let reachable = false;
+    const gate = createStoreOutageGate(sextant, {
+      probe: async () => {
+        seen.push(trace.getActiveSpan()?.spanContext().traceId);
+        return reachable;
+      },
+      probeIntervalMs: 20,
+    });
+    gate.attach({
+      pause: async () => undefined,
+      resume: async () => {
+        // BullMQ's resume restarts the worker's loop in the context it is called in.
+        seen.push(trace.getActiveSpan()?.spanContext().traceId);
+      },
+    });
+    // What the processor does when an attempt finds the database away.
+    sextant.tracer.startActiveSpan('process quantum-jobs', (attempt) => {
+      gate.trip(new Error("Can't reach database server"), 'a');
+      attempt.end();
+    });
+    await sleep(60);
+    reachable = true;
+    await sleep(60);
+    gate.close();
+    await sextant.shutdown();
+    expect(seen.length).toBeGreaterThanOrEqual(2);
+    expect(seen.every((traceId) => traceId === undefined)).toBe(true);
   });
 
   it('never resumes after close', async () => {
