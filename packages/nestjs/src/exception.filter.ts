@@ -25,8 +25,9 @@ const loggedFor = new WeakMap<object, unknown>();
  * otherwise) with the status Nest answered, then lets Nest's `BaseExceptionFilter` answer
  * exactly as it would have. Outside HTTP (microservices, GraphQL and other external contexts) it
  * does nothing and returns nothing, which tells Nest to handle the exception as if no filter had
- * caught it. Registered globally by `SextantModule`; an application with a catch-all filter of
- * its own extends this class and calls `super.catch()`.
+ * caught it. Registered by `SextantModule` as the global filter Nest tries last, after every
+ * filter of the application; an application with a catch-all filter of its own extends this
+ * class and calls `super.catch()` so that what it catches is recorded too.
  */
 export class SextantExceptionFilter<T = unknown> extends BaseExceptionFilter<T> {
   readonly #sextant: Sextant;

@@ -6,9 +6,15 @@ import {
   type OnModuleInit,
   type Provider,
 } from '@nestjs/common';
-import { APP_FILTER, DiscoveryModule, DiscoveryService, HttpAdapterHost } from '@nestjs/core';
-import type { HealthCheck, Sextant } from '@sextant/core';
-import { HEALTH_CHECK_METADATA, SEXTANT, SEXTANT_LOGGER, SEXTANT_METRICS } from './constants.ts';
+import { ApplicationConfig, DiscoveryModule, DiscoveryService, HttpAdapterHost } from '@nestjs/core';
+import { ERROR_CODES, type HealthCheck, type Sextant, SextantConfigError } from '@sextant/core';
+import {
+  HEALTH_CHECK_METADATA,
+  PACKAGE_NAME,
+  SEXTANT,
+  SEXTANT_LOGGER,
+  SEXTANT_METRICS,
+} from './constants.ts';
 import { SextantExceptionFilter } from './exception.filter.ts';
 import { type ResolvedModuleOptions, resolveModuleOptions } from './options.ts';
 import { instrumentPlatform } from './platform.ts';
@@ -17,6 +23,7 @@ import type { HealthIndicatorOptions, SextantHealthIndicator, SextantModuleOptio
 
 const RESOLVED_OPTIONS = Symbol('@sextant/nestjs:resolved-options');
 const PLATFORM = Symbol('@sextant/nestjs:platform');
+const EXCEPTION_FILTER = Symbol('@sextant/nestjs:exception-filter');
 
 const providers: Provider[] = [
   {
@@ -34,15 +41,31 @@ const providers: Provider[] = [
   {
     // Created with the other providers, before `app.init()` mounts body parsers and routes.
     provide: PLATFORM,
-    useFactory: (options: ResolvedModuleOptions, adapterHost: HttpAdapterHost | undefined) =>
-      instrumentPlatform(adapterHost, options.sextant, options.endpoints),
-    inject: [RESOLVED_OPTIONS, { token: HttpAdapterHost, optional: true }],
+    useFactory: (
+      options: ResolvedModuleOptions,
+      adapterHost: HttpAdapterHost | undefined,
+      config: ApplicationConfig,
+    ) => instrumentPlatform(adapterHost, options.sextant, options.endpoints, config),
+    inject: [RESOLVED_OPTIONS, { token: HttpAdapterHost, optional: true }, ApplicationConfig],
   },
   {
-    provide: APP_FILTER,
-    useFactory: (options: ResolvedModuleOptions, adapterHost: HttpAdapterHost | undefined) =>
-      new SextantExceptionFilter(options.sextant, adapterHost, options.recordExceptions),
-    inject: [RESOLVED_OPTIONS, { token: HttpAdapterHost, optional: true }],
+    // Not an APP_FILTER: Nest tries global filters from the last registered to the first, and
+    // APP_FILTER providers are registered in module-scan order from the root module, so ours, a
+    // catch-all, would come before every filter of the application. Put first in the list, it is
+    // the last one tried: the application's filters (APP_FILTER or `useGlobalFilters()`) answer
+    // what they catch, and ours answers the rest, as Nest's default handling would.
+    provide: EXCEPTION_FILTER,
+    useFactory: (
+      options: ResolvedModuleOptions,
+      adapterHost: HttpAdapterHost | undefined,
+      config: ApplicationConfig,
+    ) => {
+      if (!options.recordExceptions) return null;
+      const filter = new SextantExceptionFilter(options.sextant, adapterHost);
+      config.getGlobalFilters().unshift(filter);
+      return filter;
+    },
+    inject: [RESOLVED_OPTIONS, { token: HttpAdapterHost, optional: true }, ApplicationConfig],
   },
 ];
 
@@ -66,16 +89,32 @@ export class SextantModule
 
   onModuleInit(): void {
     const { sextant, healthChecks } = this.#options;
-    for (const check of healthChecks) this.#unregister.push(sextant.health.register(check));
+    // Every indicator is checked before any check is registered: a refused one stops start-up
+    // with nothing left registered.
+    const checks: HealthCheck[] = [...healthChecks];
     for (const wrapper of this.#discovery.getProviders()) {
-      const { metatype, instance } = wrapper;
-      if (typeof metatype !== 'function' || instance === null || typeof instance !== 'object') continue;
+      const { metatype } = wrapper;
+      if (typeof metatype !== 'function') continue;
       const meta = Reflect.getMetadata(HEALTH_CHECK_METADATA, metatype) as HealthIndicatorOptions | undefined;
       if (meta === undefined) continue;
+      // Nest builds a request-scoped or transient provider (or one that depends on such a
+      // provider) per request or per consumer; what discovery holds for it is a stand-in whose
+      // constructor never ran, so its check would fail on every probe.
+      if (!wrapper.isDependencyTreeStatic() || wrapper.isTransient) {
+        throw new SextantConfigError(
+          ERROR_CODES.INVALID_HEALTH_CHECK,
+          `@HealthIndicator() provider ${metatype.name || String(wrapper.token)} is request-scoped or transient, ` +
+            'or depends on a request-scoped provider: health indicators must be singletons (the default scope) ' +
+            'with singleton dependencies',
+          PACKAGE_NAME,
+        );
+      }
+      const instance: unknown = wrapper.instance;
+      if (instance === null || typeof instance !== 'object') continue;
       const indicator = instance as SextantHealthIndicator;
-      const check: HealthCheck = { ...meta, check: (signal) => indicator.check(signal) };
-      this.#unregister.push(sextant.health.register(check));
+      checks.push({ ...meta, check: (signal) => indicator.check(signal) });
     }
+    for (const check of checks) this.#unregister.push(sextant.health.register(check));
   }
 
   /**

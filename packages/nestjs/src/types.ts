@@ -17,7 +17,9 @@ export interface SextantModuleOptions {
   endpoints?: boolean;
   /**
    * Register a global exception filter that records every exception on the request's span and
-   * logs it once, then answers exactly as Nest's default filter does. Default `true`.
+   * logs it once, then answers exactly as Nest's default filter does. Nest tries it after every
+   * filter of the application, which keep answering what they catch. `false` registers none.
+   * Default `true`.
    */
   recordExceptions?: boolean;
   /** Health checks to register next to the built-in ones (providers marked `@HealthIndicator()` are found as well). */

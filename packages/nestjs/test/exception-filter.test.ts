@@ -1,15 +1,22 @@
 import 'reflect-metadata';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
+  type ArgumentsHost,
+  Catch,
   Controller,
+  type ExceptionFilter,
   Get,
+  HttpException,
   type INestApplication,
   type INestMicroservice,
   Injectable,
   Logger,
   Module,
+  NotFoundException,
+  type Provider,
+  type RpcExceptionFilter,
 } from '@nestjs/common';
-import { ExternalContextCreator, NestFactory } from '@nestjs/core';
+import { APP_FILTER, ApplicationConfig, ExternalContextCreator, NestFactory } from '@nestjs/core';
 import {
   ClientProxyFactory,
   MessagePattern,
@@ -21,10 +28,10 @@ import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { createSextant, type Sextant } from '@sextant/core';
-import { firstValueFrom, timeout } from 'rxjs';
+import { firstValueFrom, type Observable, throwError, timeout } from 'rxjs';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { collectLines, type LogCollector } from '../../../tooling/testing/log-collector.ts';
-import { SextantLogger, SextantModule } from '../src/index.ts';
+import { SextantExceptionFilter, SextantLogger, SextantModule } from '../src/index.ts';
 
 type FinishedSpan = ReturnType<Sextant['tracing']['finishedSpans']>[number];
 
@@ -70,6 +77,61 @@ class RpcController {
   @MessagePattern('ok')
   ok(value: number): number {
     return value * 2;
+  }
+}
+
+@Controller('filtered')
+class FilteredController {
+  @Get('missing')
+  missing(): never {
+    throw new NotFoundException('no such thing');
+  }
+
+  @Get('boom')
+  boom(): never {
+    throw new Error('nobody catches this');
+  }
+}
+
+/** Answers through the platform's reply: Express's `res` and Fastify's reply both have these. */
+function answer(host: ArgumentsHost, status: number, body: object): void {
+  host
+    .switchToHttp()
+    .getResponse<{ status(code: number): { send(body: object): void } }>()
+    .status(status)
+    .send(body);
+}
+
+@Catch(NotFoundException)
+class NotFoundFilter implements ExceptionFilter {
+  catch(_exception: NotFoundException, host: ArgumentsHost): void {
+    answer(host, 404, { from: 'not-found-filter' });
+  }
+}
+
+@Catch()
+class CatchAllFilter implements ExceptionFilter {
+  catch(_exception: unknown, host: ArgumentsHost): void {
+    answer(host, 418, { from: 'catch-all-filter' });
+  }
+}
+
+/** The README's advice for a catch-all filter of the application's own. */
+@Catch()
+class CustomSextantFilter extends SextantExceptionFilter {
+  override catch(exception: unknown, host: ArgumentsHost): void {
+    if (exception instanceof HttpException) {
+      answer(host, exception.getStatus(), { from: 'sextant-subclass' });
+      return;
+    }
+    super.catch(exception, host);
+  }
+}
+
+@Catch(RpcException)
+class AppRpcFilter implements RpcExceptionFilter<RpcException> {
+  catch(exception: RpcException): Observable<never> {
+    return throwError(() => ({ from: 'app-rpc-filter', error: exception.getError() }));
   }
 }
 
@@ -190,6 +252,97 @@ describe.each(['express', 'fastify'] as const)('SextantExceptionFilter over HTTP
   });
 });
 
+describe.each(['express', 'fastify'] as const)('the application’s own global filters on %s', (platform) => {
+  const logs = collectLines();
+  let sextant: Sextant;
+  const apps: INestApplication[] = [];
+
+  beforeAll(() => {
+    sextant = newSextant(`app-filters-${platform}`, logs);
+  });
+  afterAll(async () => {
+    for (const app of apps.splice(0)) await app.close();
+    await sextant?.shutdown();
+  });
+
+  /** An application whose root module registers `filters` through APP_FILTER, next to Sextant. */
+  async function start(filters: Array<new (...args: never[]) => ExceptionFilter>) {
+    const providers: Provider[] = filters.map((filter) => ({ provide: APP_FILTER, useClass: filter }));
+    @Module({ imports: [SextantModule.forRoot({ sextant })], controllers: [FilteredController], providers })
+    class AppModule {}
+    const adapter = platform === 'express' ? new ExpressAdapter() : new FastifyAdapter();
+    const app = await NestFactory.create(AppModule, adapter, { logger: false });
+    apps.push(app);
+    await app.listen(0, '127.0.0.1');
+    return (await app.getUrl()).replace('[::1]', '127.0.0.1');
+  }
+
+  it('a typed APP_FILTER answers what it catches; Sextant still records and answers an unhandled 500', async () => {
+    const url = await start([NotFoundFilter]);
+    const missing = await fetch(`${url}/filtered/missing`);
+    expect(missing.status).toBe(404);
+    expect(await missing.json()).toEqual({ from: 'not-found-filter' });
+
+    const id = `${platform}-app-filter-500`;
+    const boom = await fetch(`${url}/filtered/boom`, { headers: { 'x-request-id': id } });
+    expect(boom.status).toBe(500);
+    expect(await boom.json()).toEqual({ statusCode: 500, message: 'Internal server error' });
+    const server = await waitForServerSpan(sextant, traceIdOf(boom));
+    expect(server.status.code).toBe(SpanStatusCode.ERROR);
+    expect(server.events.filter((e) => e.name === 'exception')).toHaveLength(1);
+    await sleep(20);
+    expect(exceptionRecords(logs, id)).toMatchObject([
+      { level: 'error', msg: 'request failed', status_code: 500, err: { message: 'nobody catches this' } },
+    ]);
+  });
+
+  it('a catch-all APP_FILTER answers every exception', async () => {
+    const url = await start([CatchAllFilter]);
+    for (const path of ['missing', 'boom']) {
+      const response = await fetch(`${url}/filtered/${path}`);
+      expect(response.status).toBe(418);
+      expect(await response.json()).toEqual({ from: 'catch-all-filter' });
+    }
+  });
+
+  it('a subclass of SextantExceptionFilter registered as APP_FILTER runs, and records through super.catch()', async () => {
+    const url = await start([CustomSextantFilter]);
+    const missing = await fetch(`${url}/filtered/missing`);
+    expect(missing.status).toBe(404);
+    expect(await missing.json()).toEqual({ from: 'sextant-subclass' });
+    const id = `${platform}-subclass-500`;
+    const boom = await fetch(`${url}/filtered/boom`, { headers: { 'x-request-id': id } });
+    expect(boom.status).toBe(500);
+    const server = await waitForServerSpan(sextant, traceIdOf(boom));
+    expect(server.events.filter((e) => e.name === 'exception')).toHaveLength(1);
+    await sleep(20);
+    expect(exceptionRecords(logs, id)).toHaveLength(1);
+  });
+});
+
+describe('SextantModule with recordExceptions: false', () => {
+  it('registers no exception filter, and Nest answers as it does without the module', async () => {
+    const sextant = newSextant('no-filter', collectLines());
+    @Module({
+      imports: [SextantModule.forRoot({ sextant, recordExceptions: false })],
+      controllers: [FilteredController],
+    })
+    class AppModule {}
+    const app = await NestFactory.create(AppModule, new ExpressAdapter(), { logger: false });
+    try {
+      expect(app.get(ApplicationConfig).getGlobalFilters()).toEqual([]);
+      await app.listen(0, '127.0.0.1');
+      const url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
+      const boom = await fetch(`${url}/filtered/boom`);
+      expect(boom.status).toBe(500);
+      expect(await boom.json()).toEqual({ statusCode: 500, message: 'Internal server error' });
+    } finally {
+      await app.close();
+      await sextant.shutdown();
+    }
+  });
+});
+
 describe('SextantExceptionFilter outside HTTP: Nest answers as if it were not there', () => {
   const logs = collectLines();
   let sextant: Sextant;
@@ -220,8 +373,8 @@ describe('SextantExceptionFilter outside HTTP: Nest answers as if it were not th
     );
   }
 
-  async function startMicroservice(): Promise<number> {
-    @Module({ imports: [SextantModule.forRoot({ sextant })], controllers: [RpcController] })
+  async function startMicroservice(providers: Provider[] = []): Promise<number> {
+    @Module({ imports: [SextantModule.forRoot({ sextant })], controllers: [RpcController], providers })
     class RpcModule {}
     const microservice: INestMicroservice = await NestFactory.createMicroservice<MicroserviceOptions>(
       RpcModule,
@@ -250,6 +403,13 @@ describe('SextantExceptionFilter outside HTTP: Nest answers as if it were not th
     expect(logs.records().filter((r) => r.msg === 'request failed' || r.msg === 'request rejected')).toEqual(
       [],
     );
+  });
+
+  it('a microservice: an APP_FILTER for RpcException of the application answers it', async () => {
+    const port = await startMicroservice([{ provide: APP_FILTER, useClass: AppRpcFilter }]);
+    expect(await rpcCall(port, 'reject', {})).toEqual({
+      error: { from: 'app-rpc-filter', error: { status: 'error', message: 'not allowed', code: 'E_RPC' } },
+    });
   });
 
   it('a hybrid application: the microservice inherits the global filter and still answers as Nest does', async () => {

@@ -1,10 +1,11 @@
 import 'reflect-metadata';
-import { Controller, Get, Injectable, Module } from '@nestjs/common';
+import { Controller, Get, Inject, Injectable, Module, Scope } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import { createSextant, type Metrics, type Sextant, SextantConfigError, up } from '@sextant/core';
 import { describe, expect, expectTypeOf, it, vi } from 'vitest';
 import {
+  HealthIndicator,
   InjectLogger,
   InjectMetrics,
   InjectSextant,
@@ -48,6 +49,42 @@ class SettingsService {
 }
 @Module({ providers: [SettingsService], exports: [SettingsService] })
 class SettingsModule {}
+
+@Injectable({ scope: Scope.REQUEST })
+class RequestScopedRepository {
+  ping(): boolean {
+    return true;
+  }
+}
+
+@HealthIndicator({ name: 'repository' })
+@Injectable()
+class RepositoryHealth {
+  readonly #repository: RequestScopedRepository;
+  constructor(@Inject(RequestScopedRepository) repository: RequestScopedRepository) {
+    this.#repository = repository;
+  }
+  check() {
+    this.#repository.ping();
+    return up();
+  }
+}
+
+@HealthIndicator({ name: 'per-request' })
+@Injectable({ scope: Scope.REQUEST })
+class RequestScopedHealth {
+  check() {
+    return up();
+  }
+}
+
+@HealthIndicator({ name: 'transient' })
+@Injectable({ scope: Scope.TRANSIENT })
+class TransientHealth {
+  check() {
+    return up();
+  }
+}
 
 describe('SextantModule', () => {
   it('forRoot: is global, and injects the instance, its logger and its metrics anywhere', async () => {
@@ -163,6 +200,30 @@ describe('SextantModule', () => {
     expect(failure).toBeInstanceOf(SextantConfigError);
     expect((failure as Error).message).toMatch(message);
     expect((failure as Error).message).toMatch(/@sextant\/nestjs/);
+  });
+
+  it.each([
+    ['depends on a request-scoped provider', [RequestScopedRepository, RepositoryHealth], 'RepositoryHealth'],
+    ['is request-scoped', [RequestScopedHealth], 'RequestScopedHealth'],
+    ['is transient', [TransientHealth], 'TransientHealth'],
+  ])('refuses a @HealthIndicator() provider that %s at start-up', async (_case, providers, name) => {
+    const sextant = silent();
+    @Module({ imports: [SextantModule.forRoot({ sextant })], providers })
+    class AppModule {}
+    const failure = await NestFactory.createApplicationContext(AppModule, {
+      logger: false,
+      abortOnError: false,
+    }).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(SextantConfigError);
+    expect((failure as SextantConfigError).code).toBe('SEXTANT_INVALID_HEALTH_CHECK');
+    expect((failure as Error).message).toContain(`@HealthIndicator() provider ${name} `);
+    expect((failure as Error).message).toMatch(/health indicators must be singletons/);
+    // Nothing was registered: the built-in checks only.
+    expect(((await sextant.health.detailed()).body.checks ?? []).map((c) => c.name)).toEqual([
+      'event_loop',
+      'memory',
+    ]);
+    await sextant.shutdown();
   });
 
   it('rejects both an instance and options to create one', async () => {
