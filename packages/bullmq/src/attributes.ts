@@ -42,7 +42,11 @@ export const OUTCOMES = Object.freeze({
   RETRIED: 'retried',
   /** Failed for the last time. */
   FAILED: 'failed',
-  /** Neither: the processor moved the job itself (DelayedError, WaitingChildrenError), a rate limit, or the worker closed. */
+  /**
+   * Neither: the processor moved the job itself (DelayedError, WaitingChildrenError), a rate limit,
+   * the worker closed, or the attempt lost its lock (BullMQ could not settle it; another attempt
+   * may have completed the job).
+   */
   OTHER: 'other',
 });
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import {
   type Attributes,
   type AttributeValue,
@@ -8,6 +9,7 @@ import {
   INVALID_SPAN_CONTEXT,
   type Link,
   type Span as OtelSpan,
+  propagation,
   ROOT_CONTEXT,
   type SpanContext,
   SpanKind,
@@ -35,6 +37,7 @@ import {
 } from '@sextant/core';
 import type {
   Attributes as BullMQAttributes,
+  AttributeValue as BullMQAttributeValue,
   Span as BullMQSpan,
   SpanOptions as BullMQSpanOptions,
   Tracer as BullMQTracer,
@@ -62,13 +65,21 @@ export interface SextantBullMQTelemetry extends Telemetry<Context> {
 const kMetadata = createContextKey('sextant.bullmq.metadata');
 /** Set by the retry bookkeeping: the job keeps the metadata it arrived with, not the attempt's. */
 const kKeepSourceMetadata = createContextKey('sextant.bullmq.keep_source_metadata');
+/** The `addBulkFlows` span whose call runs in this context (see `ProducerSpan.noteFlowQueue`). */
+const kBulkFlows = createContextKey('sextant.bullmq.bulk_flows');
 
 const REQUEST_ID_FIELD = 'x-request-id';
 const JOB_FAILED_EVENT = 'job failed';
 const JOB_COMPLETED_EVENT = 'job completed';
 const SCHEDULER_JOB_ID_PREFIX = 'repeat:';
 const PROCESS = 'process';
-/** Operations BullMQ runs for an attempt's outcome; their spans only mark the attempt. */
+const ADD_NODE = 'addNode';
+const ADD_BULK_FLOWS = 'addBulkFlows';
+/** The queue of an `addBulkFlows` whose flows start in more than one queue. */
+const SEVERAL_QUEUES = Symbol('several queues');
+/** For `runInJobContext` outside any attempt: the defaults (a scheduler's runs are linked). */
+const DEFAULT_OPTIONS = resolveOptions({});
+/** Operations BullMQ runs to settle an attempt; they mark its outcome once they succeed. */
 const OUTCOME_OF_OPERATION: ReadonlyMap<string, JobOutcome> = new Map([
   ['complete', OUTCOMES.COMPLETED],
   ['retry', OUTCOMES.RETRIED],
@@ -191,6 +202,53 @@ const KEEP_SOURCE_SPAN: BullMQSpan<Context> = Object.freeze({
 });
 
 /**
+ * The span of a step that settles an attempt (`complete`, `retry`, `delay`, `fail`): the attempt
+ * takes the step's outcome only if the step succeeds, i.e. ends without an exception (BullMQ's
+ * `trace` records the exception before it ends the span). A step fails when the attempt lost its
+ * lock (a processor that blocked the event loop past `lockDuration`: the stalled-jobs checker gave
+ * the job to another attempt, which may have completed it); BullMQ then tries the failure step,
+ * which fails the same way, and the attempt ends `other`, its error the lost lock.
+ */
+class OutcomeStepSpan implements BullMQSpan<Context> {
+  readonly #step: BullMQSpan<Context>;
+  readonly #attempt: AttemptSpan;
+  readonly #outcome: JobOutcome;
+  #failed = false;
+
+  constructor(step: BullMQSpan<Context>, attempt: AttemptSpan, outcome: JobOutcome) {
+    this.#step = step;
+    this.#attempt = attempt;
+    this.#outcome = outcome;
+  }
+
+  setSpanOnContext(ctx: Context): Context {
+    return this.#step.setSpanOnContext(ctx);
+  }
+
+  setAttribute(key: string, value: BullMQAttributeValue): void {
+    this.#step.setAttribute(key, value);
+  }
+
+  setAttributes(attributes: BullMQAttributes): void {
+    this.#step.setAttributes(attributes);
+  }
+
+  addEvent(name: string, attributes?: BullMQAttributes): void {
+    this.#step.addEvent(name, attributes);
+  }
+
+  recordException(exception: Exception, time?: TimeInput): void {
+    this.#failed = true;
+    this.#step.recordException(exception, time);
+  }
+
+  end(): void {
+    this.#step.end();
+    if (!this.#failed) this.#attempt.markOutcome(this.#outcome);
+  }
+}
+
+/**
  * A producer span (`add`, `addBulk`, `addFlow`, ...). It starts once BullMQ names the queue,
  * which BullMQ does right after creating it, so the span is named `{operation} {queue}`. A
  * detached one (BullMQ's own scheduling of a job scheduler's next run, see `SextantTracer`) starts
@@ -206,6 +264,10 @@ class ProducerSpan implements BullMQSpan<Context> {
   readonly #startTime = now();
   #span: OtelSpan | undefined;
   #queue = '';
+  /** `addBulkFlows`: the queue its flows start in (see `noteFlowQueue`). */
+  #flowsQueue: string | typeof SEVERAL_QUEUES | undefined;
+  /** `addBulkFlows`: the context its call runs in, where its flows' root nodes start. */
+  #callContext: Context | undefined;
   #errorType: string | undefined;
   #ended = false;
 
@@ -260,10 +322,26 @@ class ProducerSpan implements BullMQSpan<Context> {
   setSpanOnContext(ctx: Context): Context {
     const base = this.#detached ? ROOT_CONTEXT : ctx;
     const span = this.#span ?? this.#start();
-    if (getRequestState(base) === undefined && ENQUEUE_OPERATIONS.has(this.#operation)) {
-      return createRequestContext(base, span, createRequestState(generateRequestId()));
-    }
-    return contextWithSpan(base, span);
+    const callContext =
+      getRequestState(base) === undefined && ENQUEUE_OPERATIONS.has(this.#operation)
+        ? createRequestContext(base, span, createRequestState(generateRequestId()))
+        : contextWithSpan(base, span);
+    if (this.#operation !== ADD_BULK_FLOWS) return callContext;
+    this.#callContext = contextWithValue(callContext, kBulkFlows, this);
+    return this.#callContext;
+  }
+
+  /**
+   * An `addNode` started in `ctx`, for `queue`. BullMQ names no queue for `addBulkFlows` (its flows
+   * may go to several); when the root nodes of all its flows are in one queue, that queue is the
+   * call's destination, as a flow's root queue is `addFlow`'s. Nodes started elsewhere (a root
+   * node's children, in its context) do not count.
+   */
+  static noteFlowQueue(ctx: Context, queue: string): void {
+    const bulk = ctx.getValue(kBulkFlows);
+    if (!(bulk instanceof ProducerSpan) || bulk.#callContext !== ctx) return;
+    if (bulk.#flowsQueue === undefined) bulk.#flowsQueue = queue;
+    else if (bulk.#flowsQueue !== queue) bulk.#flowsQueue = SEVERAL_QUEUES;
   }
 
   setAttribute(key: string, value: AttributeValue): void {
@@ -296,6 +374,12 @@ class ProducerSpan implements BullMQSpan<Context> {
     if (this.#ended) return;
     this.#ended = true;
     const span = this.#span ?? this.#start();
+    const flowsQueue = this.#flowsQueue;
+    if (this.#queue === '' && typeof flowsQueue === 'string' && flowsQueue !== '') {
+      this.#queue = flowsQueue;
+      span.setAttribute(ATTR.MESSAGING_DESTINATION_NAME, flowsQueue);
+      span.updateName(`${this.#operation} ${flowsQueue}`);
+    }
     const endTime = now();
     span.end(endTime);
     if (PUBLISH_OPERATIONS.has(this.#operation)) {
@@ -329,16 +413,74 @@ function producerAttributes(bullmq: BullMQAttributes): Attributes {
 class Arrival {
   /** What the producer sent (baggage, its span if it came) on an empty base. */
   readonly extracted: Context;
-  readonly state: RequestState;
-  /** `extracted` with the job's request state. */
-  readonly context: Context;
+  /** The producer's request id, or a new one when it sent none. */
+  readonly requestId: string;
   readonly producer: SpanContext | undefined;
-  constructor(extracted: Context, state: RequestState, producer: SpanContext | undefined) {
+  constructor(extracted: Context, requestId: string, producer: SpanContext | undefined) {
     this.extracted = extracted;
-    this.state = state;
-    this.context = createRequestContext(extracted, undefined, state);
+    this.requestId = requestId;
     this.producer = producer;
   }
+}
+
+/**
+ * An attempt's request state. BullMQ takes the context the processor runs in before it names the
+ * job, so the state starts with the job's request id and the attempt replaces it when the job
+ * turns out to be a job scheduler's run of its own (see `AttemptSpan.setAttributes`), before the
+ * processor runs. Readers (logs, `getRequestId`, the context of the jobs the processor adds) read
+ * `requestId` then, as core's own state's.
+ */
+class AttemptRequestState implements RequestState {
+  requestId: string;
+  userId: string | undefined = undefined;
+  tenantId: string | undefined = undefined;
+  constructor(requestId: string) {
+    this.requestId = requestId;
+  }
+}
+
+/**
+ * What an attempt's span and request state sit on: the job's context (its baggage, the producer's
+ * span), or the empty context for a job scheduler's run of its own, which is known only once
+ * BullMQ names the job, after the processor's context was made. Nothing derives a context from it
+ * before that (the processor has not run), so switching it then is safe.
+ */
+class AttemptBaseContext implements Context {
+  current: Context;
+  constructor(current: Context) {
+    this.current = current;
+  }
+  getValue(key: symbol): unknown {
+    return this.current.getValue(key);
+  }
+  setValue(key: symbol, value: unknown): Context {
+    return this.current.setValue(key, value);
+  }
+  deleteValue(key: symbol): Context {
+    return this.current.deleteValue(key);
+  }
+}
+
+/**
+ * Whether `jobId` is a job scheduler's run that starts a request of its own: one whose relation is
+ * `link` (the default). Such a run is a trace of its own, and gets a request id of its own too:
+ * the scheduler's stored context would give every run of its whole life the creator's request id
+ * and baggage.
+ */
+function isOwnRun(options: ResolvedOptions, queue: string, jobId: string): boolean {
+  return jobId.startsWith(SCHEDULER_JOB_ID_PREFIX) && options.repeatRelationOf(queue) === 'link';
+}
+
+/**
+ * A job scheduler's run's own request id: a UUID (version 8, RFC 9562) hashed from the queue, the
+ * run's job id and the scheduler's stored context, so that every attempt of the run, its `active`
+ * listeners and a sandboxed processor all get the same one, and runs of like-named schedulers of
+ * other queues or deployments do not.
+ */
+function runRequestId(queue: string, jobId: string, metadata: string): string {
+  const hex = createHash('sha256').update(`${queue}\n${jobId}\n${metadata}`).digest('hex');
+  const variant = ((Number.parseInt(hex[16]!, 16) & 0x3) | 0x8).toString(16);
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
 }
 
 type ReportError = (kind: string, error: unknown) => void;
@@ -367,7 +509,7 @@ function arrivalOf(metadata: unknown, report: ReportError | undefined): Arrival 
   const carrier = parseCarrier(metadata, report);
   const extracted = carrier === undefined ? ROOT_CONTEXT : extractContext(carrier, ROOT_CONTEXT);
   const requestId = sanitizeRequestId(carrier?.[REQUEST_ID_FIELD]) ?? generateRequestId();
-  return new Arrival(extracted, createRequestState(requestId), trace.getSpanContext(extracted));
+  return new Arrival(extracted, requestId, trace.getSpanContext(extracted));
 }
 
 /**
@@ -385,9 +527,13 @@ export class AttemptSpan implements BullMQSpan<Context>, OtelSpan {
   readonly #endInFlight: () => void;
   readonly #pending: Attributes = {};
   readonly #recorded: boolean;
+  readonly #state: AttemptRequestState;
+  readonly #base: AttemptBaseContext;
   #span: OtelSpan | undefined;
   #queue = '';
   #jobId = '';
+  /** A job scheduler's run with a request of its own (see `isOwnRun`), once BullMQ named the job. */
+  #ownRun = false;
   #outcome: JobOutcome | undefined;
   #errorType: string | undefined;
   /** The first error BullMQ's bookkeeping reported (see recordException). */
@@ -400,6 +546,8 @@ export class AttemptSpan implements BullMQSpan<Context>, OtelSpan {
     this.#recorded = recorded;
     this.sourceMetadata = typeof metadata === 'string' && metadata !== '' ? metadata : undefined;
     this.#arrival = arrivalOf(metadata, runtime.report);
+    this.#state = new AttemptRequestState(this.#arrival.requestId);
+    this.#base = new AttemptBaseContext(this.#arrival.extracted);
     this.#endInFlight = runtime.sextant.inFlight.start();
   }
 
@@ -430,7 +578,12 @@ export class AttemptSpan implements BullMQSpan<Context>, OtelSpan {
       this.#span = trace.wrapSpanContext(producer);
       return this.#span;
     }
-    const parent = linked ? trace.deleteSpan(this.#arrival.context) : this.#arrival.context;
+    // A run of its own roots a trace, with nothing of its creator's context but the link.
+    const parent = this.#ownRun
+      ? ROOT_CONTEXT
+      : linked
+        ? trace.deleteSpan(createRequestContext(this.#arrival.extracted, undefined, this.#state))
+        : createRequestContext(this.#arrival.extracted, undefined, this.#state);
     this.#span = runtime.sextant.tracer.startSpan(
       `${PROCESS} ${queue}`,
       {
@@ -448,14 +601,22 @@ export class AttemptSpan implements BullMQSpan<Context>, OtelSpan {
     return this.#span ?? this.#start();
   }
 
-  /** BullMQ runs the processor in the context this returns: the job's, never the worker loop's. */
+  /**
+   * BullMQ runs the processor in the context this returns: the job's, never the worker loop's.
+   * BullMQ names the job only after this (see `AttemptRequestState`).
+   */
   setSpanOnContext(_ctx: Context): Context {
-    return createRequestContext(this.#arrival.extracted, this, this.#arrival.state);
+    return createRequestContext(this.#base, this, this.#state);
   }
 
-  /** The attempt ended this way (BullMQ's completion or failure bookkeeping started). */
+  /** The attempt ended this way (BullMQ's completion or failure step succeeded). */
   markOutcome(outcome: JobOutcome): void {
     this.#outcome = outcome;
+  }
+
+  /** Whether `jobId` of `queue` is a job scheduler's run of its own under this attempt's options. */
+  isOwnRun(queue: string, jobId: string): boolean {
+    return isOwnRun(this.#runtime.options, queue, jobId);
   }
 
   /**
@@ -506,6 +667,12 @@ export class AttemptSpan implements BullMQSpan<Context>, OtelSpan {
     if (jobId !== undefined && jobId !== null) {
       this.#jobId = String(jobId);
       pending[ATTR.MESSAGING_MESSAGE_ID] = this.#jobId;
+      if (isOwnRun(this.#runtime.options, this.#queue, this.#jobId)) {
+        // Before the processor runs: its context (see setSpanOnContext) reads these from now on.
+        this.#ownRun = true;
+        this.#state.requestId = runRequestId(this.#queue, this.#jobId, this.sourceMetadata ?? '');
+        this.#base.current = ROOT_CONTEXT;
+      }
       this.#start();
     }
     return this;
@@ -605,6 +772,8 @@ function activeAttempt(): AttemptSpan | undefined {
 /** The part of a job that carries its context (a `Job`, or the job a sandboxed processor gets). */
 export interface JobWithContext {
   readonly id?: string | undefined;
+  /** A job scheduler's run's own request id is derived from it (BullMQ's jobs all have it). */
+  readonly queueName?: string | undefined;
   readonly opts?: { readonly telemetry?: { readonly metadata?: string } };
 }
 
@@ -620,7 +789,23 @@ export function runInJobContext<T>(job: JobWithContext, fn: () => T): T {
   if (attempt !== undefined && !attempt.settled && (job?.id === undefined || job.id === attempt.jobId)) {
     return fn();
   }
-  return context.with(arrivalOf(job?.opts?.telemetry?.metadata, undefined).context, fn);
+  const metadata = job?.opts?.telemetry?.metadata;
+  const arrival = arrivalOf(metadata, undefined);
+  const jobId = job?.id === undefined || job.id === null ? '' : String(job.id);
+  const queue = typeof job?.queueName === 'string' ? job.queueName : '';
+  // A job scheduler's run of its own: its request id (the attempt's), none of the creator's
+  // baggage. The options are the worker's when an attempt of its is active (an `active`
+  // listener), else the defaults (a sandboxed processor).
+  const ownRun =
+    attempt === undefined ? isOwnRun(DEFAULT_OPTIONS, queue, jobId) : attempt.isOwnRun(queue, jobId);
+  const ctx = ownRun
+    ? createRequestContext(
+        propagation.deleteBaggage(arrival.extracted),
+        undefined,
+        createRequestState(runRequestId(queue, jobId, typeof metadata === 'string' ? metadata : '')),
+      )
+    : createRequestContext(arrival.extracted, undefined, createRequestState(arrival.requestId));
+  return context.with(ctx, fn);
 }
 
 class SextantTracer implements BullMQTracer<Context> {
@@ -636,35 +821,50 @@ class SextantTracer implements BullMQTracer<Context> {
       const space = name.indexOf(' ');
       const operation = space === -1 ? name : name.slice(0, space);
       const outcome = OUTCOME_OF_OPERATION.get(operation);
-      if (outcome !== undefined) {
-        activeAttempt()?.markOutcome(outcome);
-        if (outcome !== OUTCOMES.COMPLETED) return KEEP_SOURCE_SPAN;
-      }
-      const recorded = runtime.options.spanOperations.has(operation);
-      const kind = (options?.kind ?? SpanKind.INTERNAL) as number as SpanKind;
-      // Attempts and publishes are measured whether or not they become spans.
-      if (!recorded && operation !== PROCESS && !PUBLISH_OPERATIONS.has(operation)) return NOOP_SPAN;
-      const base = ctx ?? context.active();
-      if (kind === SpanKind.CONSUMER) return new AttemptSpan(runtime, base.getValue(kMetadata), recorded);
-      if (ctx === undefined) {
-        // BullMQ takes the worker's next job from inside the attempt that just ended, and there
-        // schedules a job scheduler's next run (`add`, from `upsertJobScheduler`): that belongs to
-        // the scheduler, not to whatever job happened to finish before, so it starts a trace of its
-        // own (the run itself carries the scheduler's stored context). An application's `add` in
-        // its processor runs before the attempt settles and stays the attempt's child.
-        const active = trace.getSpan(base);
-        if (active instanceof AttemptSpan && active.settled) {
-          return new ProducerSpan(runtime, operation, kind, ROOT_CONTEXT, recorded, true);
-        }
-      }
-      const metadata = base.getValue(kMetadata);
-      const parent =
-        metadata === undefined ? base : extractContext(parseCarrier(metadata, runtime.report) ?? {}, base);
-      return new ProducerSpan(runtime, operation, kind, parent, recorded, false);
+      if (outcome === undefined) return this.#span(name, space, operation, options, ctx);
+      const step =
+        outcome === OUTCOMES.COMPLETED ? this.#span(name, space, operation, options, ctx) : KEEP_SOURCE_SPAN;
+      const attempt = activeAttempt();
+      return attempt === undefined ? step : new OutcomeStepSpan(step, attempt, outcome);
     } catch (error) {
       runtime.sextant.errors.report('bullmq_span', error);
       return NOOP_SPAN;
     }
+  }
+
+  /** `name` is `operation` then, after `space` (-1: none), the destination. */
+  #span(
+    name: string,
+    space: number,
+    operation: string,
+    options: BullMQSpanOptions | undefined,
+    ctx: Context | undefined,
+  ): BullMQSpan<Context> {
+    const runtime = this.#runtime;
+    if (operation === ADD_NODE && ctx === undefined && space !== -1) {
+      ProducerSpan.noteFlowQueue(context.active(), name.slice(space + 1));
+    }
+    const recorded = runtime.options.spanOperations.has(operation);
+    const kind = (options?.kind ?? SpanKind.INTERNAL) as number as SpanKind;
+    // Attempts and publishes are measured whether or not they become spans.
+    if (!recorded && operation !== PROCESS && !PUBLISH_OPERATIONS.has(operation)) return NOOP_SPAN;
+    const base = ctx ?? context.active();
+    if (kind === SpanKind.CONSUMER) return new AttemptSpan(runtime, base.getValue(kMetadata), recorded);
+    if (ctx === undefined) {
+      // BullMQ takes the worker's next job from inside the attempt that just ended, and there
+      // schedules a job scheduler's next run (`add`, from `upsertJobScheduler`): that belongs to
+      // the scheduler, not to whatever job happened to finish before, so it starts a trace of its
+      // own (the run itself carries the scheduler's stored context). An application's `add` in
+      // its processor runs before the attempt settles and stays the attempt's child.
+      const active = trace.getSpan(base);
+      if (active instanceof AttemptSpan && active.settled) {
+        return new ProducerSpan(runtime, operation, kind, ROOT_CONTEXT, recorded, true);
+      }
+    }
+    const metadata = base.getValue(kMetadata);
+    const parent =
+      metadata === undefined ? base : extractContext(parseCarrier(metadata, runtime.report) ?? {}, base);
+    return new ProducerSpan(runtime, operation, kind, parent, recorded, false);
   }
 }
 

@@ -25,6 +25,8 @@ export interface SextantBullMQOptions {
   /**
    * Relation for jobs created by a job scheduler (repeatable jobs). Default `link`: every
    * iteration carries the scheduler's original context, so `child` would grow one trace forever.
+   * With `link` each run also gets a request id of its own (the same for all its attempts) and
+   * none of the creator's baggage; with `child` it keeps both, like its trace.
    */
   repeatRelation?: ProducerRelation;
   /** Per-queue settings, by queue name. */

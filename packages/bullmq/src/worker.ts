@@ -10,6 +10,12 @@ import { AttemptSpan } from './telemetry.ts';
  * its delay, to the start of its first attempt; once per job, not again when a job the processor
  * moved itself or that stalled comes back) and the class of a failed attempt's error
  * (`error.type`, the exception event). Returns the function that stops observing.
+ *
+ * A flow's parent is measured from when it was enqueued too, so its wait includes its children's
+ * processing: it becomes ready when its last child finishes, a moment BullMQ does not record, and
+ * nothing on the parent's job says it had children (only a child carries `parentKey`). Telling
+ * parents apart would take a Redis call on every job's first activation, for every job; see the
+ * README.
  */
 export function observeWorker(sextant: Sextant, worker: Worker): () => void {
   const wait = sextant.metrics
@@ -18,7 +24,7 @@ export function observeWorker(sextant: Sextant, worker: Worker): () => void {
 
   const onActive = (job: Job) => {
     // attemptsStarted counts every move to active (retries, DelayedError, stalled restarts);
-    // attemptsMade only the attempts that failed.
+    // attemptsMade only the attempts that failed. A flow parent's readyAt is its enqueue too.
     if (job.attemptsStarted !== 1 || typeof job.processedOn !== 'number') return;
     const readyAt = job.timestamp + (job.opts?.delay ?? 0);
     const seconds = (job.processedOn - readyAt) / 1000;

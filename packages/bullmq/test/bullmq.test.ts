@@ -807,6 +807,117 @@ describe('job schedulers', () => {
     }
   });
 
+  it("gives each run of a scheduler created in a request a request id of its own, without the creator's baggage", async () => {
+    const { name, queue, startWorker } = setup();
+    const seen: Array<{
+      jobId: string | undefined;
+      requestId: string | undefined;
+      tenant: string | undefined;
+    }> = [];
+    const inActive = new Map<string, string | undefined>();
+    const worker = startWorker(async (job) => {
+      seen.push({
+        jobId: job.id,
+        requestId: getRequestId(),
+        tenant: propagation.getActiveBaggage()?.getEntry('tenant')?.value,
+      });
+      sextant.logger.info({ queue: name, job_id: job.id }, 'scheduled run');
+      // Every run fails once: its two attempts share the run's request id.
+      if (job.attemptsMade === 0) throw new Error('first attempt of the run');
+      return 'ok';
+    });
+    // `active` listeners (and sandboxed processors) get the same id through runInJobContext.
+    worker.on('active', (job) => runInJobContext(job, () => inActive.set(String(job.id), getRequestId())));
+    const baggage = propagation.setBaggage(
+      context.active(),
+      propagation.createBaggage({ tenant: { value: 'acme' } }),
+    );
+    await context.with(baggage, () =>
+      runWithRequestId('req-create-schedule', () =>
+        sextant.tracer.startActiveSpan('POST /schedules', async (span) => {
+          await queue.upsertJobScheduler(
+            'tick',
+            { every: 60, limit: 3 },
+            { name: 'tick', data: {}, opts: { attempts: 2 } },
+          );
+          span.end();
+        }),
+      ),
+    );
+    const attempts = await waitFor(
+      () => processSpans(name).length >= 6 && processSpans(name),
+      'two attempts of three runs',
+      500,
+    );
+    const request = spansNamed(sextant, 'POST /schedules')[0]!;
+    const upsert = spansNamed(sextant, `add ${name}`).find(
+      (span) => span.parentSpanContext?.spanId === byId(request),
+    )!;
+    // Still linked to the span that created the scheduler, each run in a trace of its own.
+    for (const attempt of attempts) {
+      expect(attempt.links.map((link) => link.context.spanId)).toEqual([byId(upsert)]);
+      expect(attempt.spanContext().traceId).not.toBe(request.spanContext().traceId);
+    }
+
+    const byRun = new Map<string, Set<string | undefined>>();
+    for (const entry of seen) {
+      const ids = byRun.get(String(entry.jobId)) ?? new Set();
+      ids.add(entry.requestId);
+      byRun.set(String(entry.jobId), ids);
+    }
+    expect(byRun.size).toBe(3);
+    // One request id per run, shared by its attempts, by its `active` listeners and by its logs.
+    for (const [jobId, ids] of byRun) {
+      expect(jobId).toMatch(/^repeat:/);
+      expect(ids.size).toBe(1);
+      expect(inActive.get(jobId)).toBe([...ids][0]);
+    }
+    const requestIds = [...byRun.values()].map((ids) => [...ids][0]);
+    expect(new Set(requestIds).size).toBe(3);
+    for (const id of requestIds) {
+      expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+      expect(id).not.toBe('req-create-schedule');
+    }
+    for (const entry of seen) expect(entry.tenant).toBeUndefined();
+    const records = logs.records().filter((line) => line.msg === 'scheduled run' && line.queue === name);
+    expect(records).toHaveLength(seen.length);
+    for (const record of records) {
+      expect(record.request_id).toBe([...byRun.get(String(record.job_id))!][0]);
+    }
+  });
+
+  it("keeps the creator's request id and baggage in a scheduler's runs on a queue whose runs are children", async () => {
+    const prefix = uniquePrefix();
+    prefixes.push(prefix);
+    const name = `${prefix}-queue`;
+    const own = createBullMQTelemetry(sextant, { queues: { [name]: { repeatRelation: 'child' } } });
+    const queue = track(new Queue(name, { connection, prefix, telemetry: own }));
+    const seen: Array<{ requestId: string | undefined; tenant: string | undefined }> = [];
+    track(
+      new Worker(
+        name,
+        async () => {
+          seen.push({
+            requestId: getRequestId(),
+            tenant: propagation.getActiveBaggage()?.getEntry('tenant')?.value,
+          });
+        },
+        { connection, prefix, telemetry: own },
+      ),
+    );
+    const baggage = propagation.setBaggage(
+      context.active(),
+      propagation.createBaggage({ tenant: { value: 'acme' } }),
+    );
+    await context.with(baggage, () =>
+      runWithRequestId('req-child-schedule', () =>
+        queue.upsertJobScheduler('tick', { every: 50, limit: 2 }, { name: 'tick', data: {} }),
+      ),
+    );
+    await waitFor(() => seen.length >= 2, 'two runs', 500);
+    for (const entry of seen) expect(entry).toEqual({ requestId: 'req-child-schedule', tenant: 'acme' });
+  });
+
   it('gives the runs of a scheduler created without context nothing of the attempt that fetched them', async () => {
     const { name, prefix, queue, startWorker } = setup();
     // A producer without telemetry: the scheduler stores no context, so BullMQ writes the
@@ -854,6 +965,71 @@ describe('job schedulers', () => {
     for (const tick of ticks) expect(tick).not.toMatchObject({ requestId: 'req-busy' });
     for (const tick of ticks) expect(tick.tenant).toBeUndefined();
   });
+});
+
+describe('attempts that lose their lock', () => {
+  it.each([1, 3])(
+    'ends an attempt whose job another attempt completed as other, not failed or retried (attempts: %i)',
+    async (attempts) => {
+      const { prefix, name, queue, startWorker } = setup();
+      const redis = new Redis(REDIS_URL);
+      track({ close: async () => redis.disconnect() });
+      let runs = 0;
+      let completedBy: number | undefined;
+      const errors: string[] = [];
+      const worker = startWorker(
+        async (job) => {
+          runs += 1;
+          const run = runs;
+          if (run === 1) {
+            // What a processor that blocks the event loop past lockDuration ends up with: its
+            // lock is gone, the stalled-jobs checker gives the job to another attempt, and that
+            // one completes it first.
+            await redis.del(`${prefix}:${name}:${job.id}:lock`);
+            await waitFor(() => completedBy !== undefined, 'the other attempt to complete the job');
+          }
+          return run;
+        },
+        { concurrency: 2, stalledInterval: 100 },
+      );
+      worker.on('completed', (_job, result) => {
+        completedBy = result as number;
+      });
+      worker.on('error', (error) => errors.push(error.message));
+      const job = await queue.add('stalls', {}, { attempts });
+      const spans = await waitFor(
+        () => processSpans(name).length === 2 && processSpans(name),
+        'both attempts',
+      );
+      expect(completedBy).toBe(2);
+      expect(await queue.getJobState(job.id!)).toBe('completed');
+      // The first attempt's completion, then its failure, found the lock gone.
+      expect(errors.filter((message) => message.startsWith('Missing lock'))).toHaveLength(2);
+
+      const [winner, loser] = spans;
+      expect(winner!.attributes['bullmq.job.outcome']).toBe('completed');
+      expect(winner!.status.code).toBe(SpanStatusCode.UNSET);
+      expect(loser!.attributes['bullmq.job.outcome']).toBe('other');
+      // The lost lock is still the attempt's error: it never finished the job.
+      expect(loser!.status).toEqual({
+        code: SpanStatusCode.ERROR,
+        message: expect.stringMatching(/^Missing lock for job/),
+      });
+      expect(loser!.attributes['error.type']).toBe('_OTHER');
+
+      const body = (await sextant.metrics.render()).body;
+      const outcomes = body
+        .split('\n')
+        .filter(
+          (line) =>
+            line.startsWith('messaging_job_outcomes_total{') &&
+            line.includes(`messaging_destination_name="${name}"`),
+        )
+        .map((line) => /outcome="(\w+)"\} (\d+)$/.exec(line)!.slice(1).join(' '))
+        .sort();
+      expect(outcomes).toEqual(['completed 1', 'other 1']);
+    },
+  );
 });
 
 describe('metrics', () => {
@@ -948,6 +1124,46 @@ describe('metrics', () => {
           text.includes(`messaging_destination_name="${name}"`),
       );
     expect(series).toEqual([expect.stringMatching(/error_type="".* 1$/)]);
+  });
+
+  it('names the queue of an addBulkFlows whose flows all start in one queue, and none otherwise', async () => {
+    const { name, prefix } = setup();
+    const other = `${prefix}-other`;
+    const flows = track(new FlowProducer({ connection, prefix, telemetry }));
+    await flows.addBulk([
+      {
+        name: 'a',
+        queueName: name,
+        data: {},
+        opts: {},
+        // A child elsewhere does not change where the flow starts (as for addFlow).
+        children: [{ name: 'a-child', queueName: other, data: {}, opts: {} }],
+      },
+      { name: 'b', queueName: name, data: {}, opts: {} },
+    ]);
+    await flows.addBulk([
+      { name: 'c', queueName: name, data: {}, opts: {} },
+      { name: 'd', queueName: other, data: {}, opts: {} },
+    ]);
+    const bulks = spansNamed(sextant, `addBulkFlows ${name}`);
+    expect(bulks).toHaveLength(1);
+    expect(bulks[0]!.attributes['messaging.destination.name']).toBe(name);
+    const mixed = spansNamed(sextant, 'addBulkFlows').filter((span) =>
+      String(span.attributes['bullmq.job.bulk.names']).startsWith('c,'),
+    );
+    expect(mixed).toHaveLength(1);
+    expect(mixed[0]!.attributes['messaging.destination.name']).toBeUndefined();
+    const { body } = await sextant.metrics.render();
+    expect(
+      body
+        .split('\n')
+        .find(
+          (line) =>
+            line.startsWith('messaging_client_operation_duration_seconds_count{') &&
+            line.includes(`messaging_destination_name="${name}"`) &&
+            line.includes('messaging_operation_name="addBulkFlows"'),
+        ),
+    ).toMatch(/ 1$/);
   });
 
   it('reports queue depth by state at scrape time', async () => {
