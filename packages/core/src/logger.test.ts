@@ -162,6 +162,45 @@ describe('correlation', () => {
     expect(sink.counts().size).toBe(0);
   });
 
+  it("writes a child logger's own user_id and tenant_id once, not again from the request", () => {
+    const { logger, lines } = harness();
+    inRequest(() => {
+      setUser('u-42');
+      setTenant('t-1');
+      logger.child({ user_id: 'child-user', tenant_id: 'tt' }).info('bound');
+      writeAccessLog(logger.child({ user_id: 'child-user' }) as never, {
+        method: 'GET',
+        route: '/me',
+        path: '/me',
+        status: 200,
+        duration_ms: 1,
+        bytes: 2,
+        user_agent: undefined,
+      });
+    });
+    for (const line of lines) {
+      // JSON.parse keeps the last of two equal keys; count them in the text itself.
+      expect(line.match(/"user_id":/g)).toHaveLength(1);
+    }
+    expect(lines[0]!.match(/"tenant_id":/g)).toHaveLength(1);
+    expect(JSON.parse(lines[0]!)).toMatchObject({
+      user_id: 'child-user',
+      tenant_id: 'tt',
+      request_id: 'req-7f3a',
+    });
+  });
+
+  it('formats an Error for %s as its name and message, as pino does, and redacts it', () => {
+    const { logger, records } = harness();
+    logger.error(
+      'failed: %s, user %s, data %j',
+      new Error('db down for bob@example.com'),
+      { toString: () => 'alice' },
+      { a: 1 },
+    );
+    expect(records()[0]!.msg).toBe('failed: Error: db down for [EMAIL], user alice, data {"a":1}');
+  });
+
   it('follows the context across awaits, and matches the exported span', async () => {
     const exporter = new InMemorySpanExporter();
     const provider = new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter })] });

@@ -219,6 +219,38 @@ function toLoggable(redactor: Redactor, value: unknown): unknown {
 }
 
 /**
+ * An argument for a `%s` placeholder: the text `String()` gives (an Error's `Name: message`), not
+ * the JSON-safe copy `%j` and `%o` need, which `%s` would print as `[object Object]`.
+ */
+function toText(redactor: Redactor, value: unknown): unknown {
+  if (typeof value !== 'object' || value === null) return toLoggable(redactor, value);
+  try {
+    return value instanceof Error
+      ? redactor.errorText(`${value.name}: ${value.message}`)
+      : redactor.string(String(value));
+  } catch {
+    return '[Unreadable]';
+  }
+}
+
+/** For each argument after a format string, whether its placeholder is `%s`. */
+function textPlaceholders(format: unknown): boolean[] | undefined {
+  if (typeof format !== 'string' || format.indexOf('%s') === -1) return undefined;
+  const kinds: boolean[] = [];
+  for (let i = 0; i < format.length - 1; i++) {
+    if (format.charCodeAt(i) !== 37 /* % */) continue;
+    const next = format[i + 1]!;
+    if (next === '%') {
+      i++;
+      continue;
+    }
+    if ('sdifjoOc'.includes(next)) kinds.push(next === 's');
+    i++;
+  }
+  return kinds;
+}
+
+/**
  * Rewrites a log call's arguments before pino reads them: pino touches the logged object
  * (`obj.method`, `obj.err.message`) before any formatter runs, so a throwing getter would throw
  * into the caller, and only a copy made here is safe for it.
@@ -239,7 +271,10 @@ function prepareArguments(logger: SextantLogger, args: unknown[]): void {
   } else if (first !== undefined) {
     args[0] = toLoggable(redactor, first);
   }
-  for (let i = firstArgument; i < args.length; i++) args[i] = toLoggable(redactor, args[i]);
+  const text = textPlaceholders(args[firstArgument - 1]);
+  for (let i = firstArgument; i < args.length; i++) {
+    args[i] = text?.[i - firstArgument] === true ? toText(redactor, args[i]) : toLoggable(redactor, args[i]);
+  }
 }
 
 /**
@@ -255,8 +290,13 @@ function correlationFields(record: object, logger: SextantLogger): object {
   const spanContext = span?.spanContext();
   const hasTrace = spanContext !== undefined && spanContext.traceId !== INVALID_TRACEID;
   const redactor = redactorOf(logger);
-  const userId = state?.userId === undefined ? undefined : redactor.string(state.userId);
-  const tenantId = state?.tenantId === undefined ? undefined : redactor.string(state.tenantId);
+  // A child logger bound with its own user_id or tenant_id keeps it: pino writes bindings first,
+  // and a second key of the same name is a record some parsers refuse whole.
+  const taken = takenKeysOf(logger);
+  const userId =
+    state?.userId === undefined || taken.has('user_id') ? undefined : redactor.string(state.userId);
+  const tenantId =
+    state?.tenantId === undefined || taken.has('tenant_id') ? undefined : redactor.string(state.tenantId);
   const fields = record as Record<string, unknown>;
   if (userId !== undefined && Object.hasOwn(fields, 'user_id'))
     moveAside(fields, 'user_id', takenKeysOf(logger));
@@ -492,8 +532,11 @@ export function writeAccessLog(
   const state = getRequestState(active);
   if (state !== undefined) {
     line += jsonField('request_id', state.requestId);
-    if (state.userId !== undefined) line += jsonField('user_id', redactor.string(state.userId));
-    if (state.tenantId !== undefined) line += jsonField('tenant_id', redactor.string(state.tenantId));
+    const taken = takenKeysOf(logger);
+    if (state.userId !== undefined && !taken.has('user_id'))
+      line += jsonField('user_id', redactor.string(state.userId));
+    if (state.tenantId !== undefined && !taken.has('tenant_id'))
+      line += jsonField('tenant_id', redactor.string(state.tenantId));
   }
   line += jsonField('http_request_method', record.method);
   line += jsonField('http_route', record.route);

@@ -678,6 +678,18 @@ describe('extractContext / injectContext', () => {
     expect(propagation.getBaggage(restored)?.getEntry('tenant')?.value).toBe('acme');
   });
 
+  it('never throws into the caller on a carrier it cannot write (frozen, a throwing setter)', () => {
+    const ctx = setRequestState(ROOT_CONTEXT, createRequestState('req-42'));
+    const frozen = Object.freeze({}) as Record<string, string>;
+    const hostile = new Proxy({} as Record<string, string>, {
+      set() {
+        throw new Error('set');
+      },
+    });
+    expect(() => injectContext(frozen, ctx)).not.toThrow();
+    expect(() => injectContext(hostile, ctx)).not.toThrow();
+  });
+
   it('does not write a request id that is not safe to send', () => {
     const payload: Record<string, string> = {};
     injectContext(payload, setRequestState(ROOT_CONTEXT, createRequestState('bad\r\nid')));

@@ -667,7 +667,7 @@ export function createPropagator(errorSink?: InternalErrorSink): TextMapPropagat
 
 /**
  * The correlation id if it is safe to log and echo: one value of 1 to 128 characters from
- * `A-Z a-z 0-9 . _ : @ / + = -`. Anything else (whitespace, control characters, quotes,
+ * `A-Z a-z 0-9 . _ : / + = -`. Anything else (whitespace, control characters, quotes,
  * non-ASCII, too long, a repeated header) is refused, and the caller generates an id.
  */
 export function sanitizeRequestId(value: unknown): string | undefined {
@@ -714,5 +714,11 @@ export function injectContext(carrier: Record<string, string>, ctx: Context = co
   if (typeof carrier !== 'object' || carrier === null) return;
   carrierPropagator.inject(ctx, carrier, carrierSetter);
   const requestId = sanitizeRequestId(getRequestState(ctx)?.requestId);
-  if (requestId !== undefined) carrier[REQUEST_ID] = requestId;
+  if (requestId === undefined) return;
+  try {
+    carrier[REQUEST_ID] = requestId;
+  } catch (error) {
+    // A frozen carrier, or one whose setter throws: as for the other headers, never the caller's problem.
+    reportFailure(undefined, 'propagation_inject', error);
+  }
 }
