@@ -14,7 +14,7 @@ import type { InternalErrorSink } from './internal-errors.ts';
 import { logBusinessEvent } from './logger.ts';
 import { METRICS } from './metric-names.ts';
 import type { Metrics, SextantCounter, SextantHistogram, SextantHistogramChild } from './metrics.ts';
-import { recordSpanError } from './traced.ts';
+import { isThenable, recordSpanError } from './traced.ts';
 
 /** Span attribute keys of business operations (`enduser.id` is OpenTelemetry's, copied here: it is incubating). */
 export const BUSINESS_ATTRIBUTES = Object.freeze({
@@ -109,34 +109,6 @@ interface Shared {
   readonly operations: SextantCounter<OperationLabel>;
   readonly durations: SextantHistogram<OperationLabel>;
   readonly events: SextantCounter<'business_unit' | 'business_event'>;
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    value !== null &&
-    (typeof value === 'object' || typeof value === 'function') &&
-    typeof (value as { then?: unknown }).then === 'function'
-  );
-}
-
-function withTimeout(work: Promise<void>, timeoutMs: number, name: string): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`KPI ${name} did not answer within ${timeoutMs} ms`)),
-      timeoutMs,
-    );
-    timer.unref();
-    work.then(
-      () => {
-        clearTimeout(timer);
-        resolve();
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error);
-      },
-    );
-  });
 }
 
 function createUnit(shared: Shared, unitName: string): BusinessUnit {
@@ -285,7 +257,7 @@ function createUnit(shared: Shared, unitName: string): BusinessUnit {
     if (
       !(
         typeof timeoutMs === 'number' &&
-        Number.isFinite(timeoutMs) &&
+        Number.isInteger(timeoutMs) &&
         timeoutMs >= 1 &&
         timeoutMs <= maxTimeoutMs
       )
@@ -309,18 +281,14 @@ function createUnit(shared: Shared, unitName: string): BusinessUnit {
         `${described} is declared twice: ${holder}; declare each KPI once, or choose another name`,
       );
     }
-    /** The call still running, which every scrape waits for instead of starting another. */
-    let running: Promise<void> | undefined;
+    // The metrics layer waits at most timeoutMs per scrape, and never starts a collect that is
+    // still running: a late answer still sets the gauge.
     metrics.gauge({
       name: metricName,
       help,
-      collect(gauge) {
-        running ??= new Promise<number>((resolve) => resolve(collect()))
-          .then((value) => gauge.set(undefined, value))
-          .finally(() => {
-            running = undefined;
-          });
-        return withTimeout(running, timeoutMs, metricName);
+      collectTimeoutMs: timeoutMs,
+      async collect(gauge) {
+        gauge.set(undefined, await collect());
       },
     });
     shared.kpis.set(metricName, described);

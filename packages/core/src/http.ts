@@ -33,8 +33,7 @@ import type { InternalErrorSink } from './internal-errors.ts';
 import { writeAccessLog } from './logger.ts';
 import type { HttpServerMetrics } from './metrics.ts';
 import { extractContext, generateRequestId, sanitizeRequestId } from './propagation.ts';
-import type { Redactor } from './redact.ts';
-import { exportedException } from './traced.ts';
+import { exportedException, type Redactor } from './redact.ts';
 
 /** The one label value that every request matching no route shares, so unknown URLs cannot grow series. */
 export const UNMATCHED_ROUTE = '_unmatched';

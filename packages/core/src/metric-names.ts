@@ -332,7 +332,7 @@ export interface NormalizedMetricDefinition {
 const DEFINITION_KEYS: Readonly<Record<MetricType, readonly string[]>> = Object.freeze({
   counter: ['name', 'help', 'labelNames', 'unit', 'type'],
   histogram: ['name', 'help', 'labelNames', 'unit', 'buckets', 'type'],
-  gauge: ['name', 'help', 'labelNames', 'unit', 'collect', 'type'],
+  gauge: ['name', 'help', 'labelNames', 'unit', 'collect', 'collectTimeoutMs', 'type'],
 });
 
 function invalidMetric(message: string): never {
@@ -474,6 +474,16 @@ export function normalizeMetricDefinition(type: MetricType, definition: unknown)
   }
   if (type === 'gauge' && raw.collect !== undefined && typeof raw.collect !== 'function') {
     invalidMetric(`gauge "${name}" has collect ${describeValue(raw.collect)}: expected a function`);
+  }
+  const timeout = raw.collectTimeoutMs;
+  if (
+    type === 'gauge' &&
+    timeout !== undefined &&
+    !(typeof timeout === 'number' && Number.isInteger(timeout) && timeout >= 1 && timeout <= 60_000)
+  ) {
+    invalidMetric(
+      `gauge "${name}" has collectTimeoutMs ${describeValue(timeout)}: expected an integer from 1 to 60000 (milliseconds)`,
+    );
   }
   return {
     name,

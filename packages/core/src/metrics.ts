@@ -54,10 +54,12 @@ export interface GaugeDefinition<L extends string> extends CounterDefinition<L> 
   /**
    * Read at scrape time, to set the gauge from the current state. Declaring the same gauge again
    * with another `collect` adds it: every callback runs on each scrape. One that takes longer than
-   * `metrics.collectTimeoutMs` does not hold the scrape (the gauge keeps its last values, and
+   * `collectTimeoutMs` does not hold the scrape (the gauge keeps its last values, and
    * `collect_failed` is counted), and is not called again until it has finished.
    */
   collect?: (gauge: SextantGauge<L>) => void | Promise<void>;
+  /** How long a scrape waits for `collect`, at most `metrics.collectTimeoutMs` (the default). */
+  collectTimeoutMs?: number;
 }
 
 /** Never throws: invalid input is counted in `sextant_metric_errors_total` and ignored. */
@@ -539,8 +541,8 @@ interface Declaration {
   readonly type: MetricType;
   readonly definition: NormalizedMetricDefinition;
   readonly instrument: SextantCounter<string> | SextantHistogram<string> | SextantGauge<string>;
-  /** Gauges only: every collect callback declared for the gauge. */
-  readonly collectors: Set<GaugeCollect> | undefined;
+  /** Gauges only: every collect callback declared for the gauge, and how long a scrape waits for it. */
+  readonly collectors: Map<GaugeCollect, number> | undefined;
 }
 
 function describeShape(type: MetricType, definition: NormalizedMetricDefinition): string {
@@ -757,18 +759,14 @@ export function createMetrics(
 
   function defineGauge(definition: NormalizedMetricDefinition) {
     const name = definition.name;
-    const collectors = new Set<GaugeCollect>();
+    const collectors = new Map<GaugeCollect, number>();
     const collectFailed = (error: unknown) =>
       health.error(name, METRIC_ERROR_REASONS.COLLECT_FAILED, `collect failed: ${describeError(error)}`);
     /** Collects still running from an earlier scrape: waited for again, never started twice. */
     const running = new Map<GaugeCollect, Promise<unknown>>();
-    const collectTimedOut = () =>
-      collectFailed(
-        new Error(`collect did not finish within ${collectTimeoutMs} ms (metrics.collectTimeoutMs)`),
-      );
     const runCollectors = (): Promise<void> | undefined => {
       const pending: Promise<unknown>[] = [];
-      for (const collect of collectors) {
+      for (const [collect, timeoutMs] of collectors) {
         let result = running.get(collect);
         if (result === undefined) {
           try {
@@ -784,11 +782,13 @@ export function createMetrics(
             continue;
           }
         }
-        pending.push(result);
+        pending.push(
+          withinTimeout(result, timeoutMs, () =>
+            collectFailed(new Error(`collect did not finish within ${timeoutMs} ms`)),
+          ),
+        );
       }
-      return pending.length === 0
-        ? undefined
-        : withinTimeout(Promise.all(pending), collectTimeoutMs, collectTimedOut);
+      return pending.length === 0 ? undefined : Promise.all(pending).then(() => undefined);
     };
     gaugeCollections.push(() => (collectors.size === 0 ? undefined : runCollectors()));
     const prom = new Gauge({ name, help: definition.help, labelNames: definition.labelNames, registers });
@@ -840,7 +840,12 @@ export function createMetrics(
       (enabled
         ? defineGauge(definition)
         : { instrument: declareNoop('gauge', definition, NOOP_GAUGE), collectors: undefined });
-    if (collect !== undefined) declared.collectors?.add(collect);
+    if (collect !== undefined) {
+      declared.collectors?.set(
+        collect,
+        Math.min(input.collectTimeoutMs ?? collectTimeoutMs, collectTimeoutMs),
+      );
+    }
     return declared.instrument as SextantGauge<L>;
   }
 

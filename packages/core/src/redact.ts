@@ -233,7 +233,7 @@ export function setSafeErrorMessage(error: unknown, message: string): void {
 }
 
 /** The message set by {@link setSafeErrorMessage}, if any. */
-export function safeErrorMessage(error: unknown): string | undefined {
+function safeErrorMessage(error: unknown): string | undefined {
   try {
     const message = (error as { [SAFE_ERROR_MESSAGE]?: unknown } | null)?.[SAFE_ERROR_MESSAGE];
     return typeof message === 'string' ? message : undefined;
@@ -245,9 +245,20 @@ export function safeErrorMessage(error: unknown): string | undefined {
 const FRAME_LINE = /^\s{4}at /;
 
 /** `Type: message` and the stack's `at ...` lines only: a stack's header repeats the message. */
-export function stackWithMessage(type: string, message: string, stack: string | undefined): string {
+function stackWithMessage(type: string, message: string, stack: string | undefined): string {
   const frames = typeof stack === 'string' ? stack.split('\n').filter((line) => FRAME_LINE.test(line)) : [];
   return [`${type}: ${message}`, ...frames].join('\n');
+}
+
+/**
+ * What a span records of an error: the error itself, or, when an adapter set a safe message for it
+ * (`setSafeErrorMessage`), that message and the stack's frames only.
+ */
+export function exportedException(error: Error): Error {
+  const safe = safeErrorMessage(error);
+  if (safe === undefined) return error;
+  const type = error.constructor?.name || error.name || 'Error';
+  return { name: type, message: safe, stack: stackWithMessage(type, safe, error.stack) };
 }
 
 export function createRedactor(options: RedactorOptions): Redactor {

@@ -10,7 +10,7 @@ import {
 } from '@opentelemetry/api';
 import { ATTR_ERROR_TYPE, ERROR_TYPE_VALUE_OTHER } from '@opentelemetry/semantic-conventions';
 import { ERROR_CODES, SextantConfigError } from './errors.ts';
-import { safeErrorMessage, stackWithMessage } from './redact.ts';
+import { exportedException } from './redact.ts';
 import { TRACER_NAME } from './tracing.ts';
 
 export interface TracedOptions {
@@ -126,7 +126,7 @@ function endWhenAwaited(thenable: PromiseLike<unknown> & object, span: Span, spa
   });
 }
 
-function isThenable(value: unknown): value is PromiseLike<unknown> {
+export function isThenable(value: unknown): value is PromiseLike<unknown> {
   return (
     value !== null &&
     (typeof value === 'object' || typeof value === 'function') &&
@@ -263,15 +263,4 @@ function copyReflectMetadata(from: object, to: object): void {
   for (const key of reflect.getOwnMetadataKeys(from)) {
     reflect.defineMetadata(key, reflect.getOwnMetadata(key, from), to);
   }
-}
-
-/**
- * What a span records of an error: the error itself, or, when an adapter set a safe message for it
- * (`setSafeErrorMessage`), that message and the stack's frames only.
- */
-export function exportedException(error: Error): Error {
-  const safe = safeErrorMessage(error);
-  if (safe === undefined) return error;
-  const type = error.constructor?.name || error.name || 'Error';
-  return { name: type, message: safe, stack: stackWithMessage(type, safe, error.stack) };
 }

@@ -251,36 +251,30 @@ function createOperationHook(
   }
 
   /**
-   * Error type, status and an `exception` event. Messages quote values (the database's message
-   * names the rejected one; a validation error renders the query with its arguments), so by
-   * default the event carries the code's fixed description and the stack's frames only; the
-   * message's last line (redacted) is there only with includeArgs.
+   * What the operation's span, and logs and spans downstream of it (the request's span, the error
+   * handler's record), show of a failed query's message: Prisma's messages print the query's
+   * arguments and the values the database refused, so the code's fixed description, or with
+   * includeArgs the message's last line, redacted. Undefined when neither exists.
    */
-  /**
-   * What logs and spans downstream show of a failed query (the request's span, the error handler's
-   * record): Prisma's messages print the query's arguments and the values the database refused,
-   * so the code's fixed description, or with includeArgs the message's last line, redacted.
-   */
-  function safeMessageOf(error: unknown, errorType: string): string {
+  function safeMessageOf(error: unknown, errorType: string): string | undefined {
     if (redactor !== undefined && error instanceof Error)
       return redactor.errorText(errorSummary(error.message));
-    return (
-      errorDescription(errorType) ??
-      `${errorType} (message withheld: Prisma messages quote the query's values)`
-    );
+    return errorDescription(errorType);
   }
 
-  function recordError(span: Span, error: unknown, errorType: string, statusCode: string | undefined): void {
+  /** Error type, status and an `exception` event with the safe message and the stack's frames only. */
+  function recordError(
+    span: Span,
+    error: unknown,
+    errorType: string,
+    statusCode: string | undefined,
+    message: string | undefined,
+  ): void {
     span.setAttribute(ATTR_ERROR_TYPE, errorType);
     if (statusCode !== undefined) span.setAttribute(ATTR_DB_RESPONSE_STATUS_CODE, statusCode);
     span.setStatus({ code: SpanStatusCode.ERROR, message: errorType });
     const exception: Attributes = { [ATTR_EXCEPTION_TYPE]: errorType };
-    const description = errorDescription(errorType);
-    if (redactor !== undefined && error instanceof Error) {
-      exception[ATTR_EXCEPTION_MESSAGE] = redactor.string(errorSummary(error.message));
-    } else if (description !== undefined) {
-      exception[ATTR_EXCEPTION_MESSAGE] = description;
-    }
+    if (message !== undefined) exception[ATTR_EXCEPTION_MESSAGE] = message;
     if (error instanceof Error) {
       const frames = stackFrames(error);
       if (frames !== undefined) exception[ATTR_EXCEPTION_STACKTRACE] = frames;
@@ -335,11 +329,15 @@ function createOperationHook(
           durationMs / 1000,
         );
       }
-      if (errorType !== undefined) setSafeErrorMessage(error, safeMessageOf(error, errorType));
-      if (span !== undefined) {
-        if (errorType !== undefined) recordError(span, error, errorType, statusCode);
-        span.end();
+      if (errorType !== undefined) {
+        const message = safeMessageOf(error, errorType);
+        setSafeErrorMessage(
+          error,
+          message ?? `${errorType} (message withheld: Prisma messages quote the query's values)`,
+        );
+        if (span !== undefined) recordError(span, error, errorType, statusCode, message);
       }
+      span?.end();
       if (durationMs >= slowQueryMs) logSlow(info, durationMs, errorType, statusCode, args, spanContext);
     } catch (failure) {
       errors.report(SINK_KIND, failure);
