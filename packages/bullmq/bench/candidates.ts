@@ -1,12 +1,13 @@
 /**
  * The producer and worker pairs both BullMQ benches run: the same queue and worker bare, with a
- * do-nothing `telemetry` option, and with Sextant's (every job traced, one in ten, no spans).
+ * do-nothing `telemetry` option, with Sextant's (every job traced, one in ten, no spans), and with
+ * the peer stack's (peer.ts).
  */
 import type { Sextant, SextantOptions } from '@sextant/core';
 import { type ConnectionOptions, type Job, Queue, type Telemetry, Worker } from 'bullmq';
 import { createBullMQTelemetry, observeWorker } from '../src/index.ts';
 
-export const CANDIDATE_NAMES = ['bare', 'do-nothing', 'sextant', 'one-in-ten', 'no-spans'] as const;
+export const CANDIDATE_NAMES = ['bare', 'do-nothing', 'sextant', 'one-in-ten', 'no-spans', 'peer'] as const;
 export type CandidateName = (typeof CANDIDATE_NAMES)[number];
 /** What each job does: nothing (the worst case for any instrumentation), or one PostgreSQL query. */
 export const PROCESSOR_NAMES = ['empty', 'postgres'] as const;
@@ -61,7 +62,12 @@ export function tracingOf(name: CandidateName, sinkUrl: string): SextantOptions[
     : { endpoint: sinkUrl };
 }
 
-function telemetryOf(name: CandidateName, sextant: Sextant): Telemetry<never> | undefined {
+/** What instruments a candidate's queue and worker: Sextant, or the peer stack's own telemetry. */
+export type Instrumentation = { sextant: Sextant } | { peer: Telemetry<never> };
+
+function telemetryOf(name: CandidateName, instrumentation: Instrumentation): Telemetry<never> | undefined {
+  if ('peer' in instrumentation) return instrumentation.peer;
+  const { sextant } = instrumentation;
   switch (name) {
     case 'bare':
       return undefined;
@@ -72,22 +78,26 @@ function telemetryOf(name: CandidateName, sextant: Sextant): Telemetry<never> | 
       return createBullMQTelemetry(sextant);
     case 'no-spans':
       return createBullMQTelemetry(sextant, { spanOperations: [] });
+    case 'peer':
+      throw new Error('bullmq bench: the peer candidate runs on the peer stack, not on Sextant');
   }
 }
 
 export function createCandidate(
   name: CandidateName,
-  sextant: Sextant,
+  instrumentation: Instrumentation,
   connection: ConnectionOptions,
   prefix: string,
   processor: (job: Job) => Promise<unknown>,
 ): Candidate {
-  const telemetry = telemetryOf(name, sextant);
+  const telemetry = telemetryOf(name, instrumentation);
   const options = telemetry ? { connection, prefix, telemetry } : { connection, prefix };
   const queueName = `bench-${name}`;
   const queue = new Queue(queueName, options);
   const worker = new Worker(queueName, processor, { ...options, concurrency: CONCURRENCY });
-  if (telemetry !== undefined && name !== 'do-nothing') observeWorker(sextant, worker);
+  if (telemetry !== undefined && 'sextant' in instrumentation && name !== 'do-nothing') {
+    observeWorker(instrumentation.sextant, worker);
+  }
   return { name, queue, worker };
 }
 

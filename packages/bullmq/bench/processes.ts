@@ -4,8 +4,8 @@ import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import type { CandidateName, ProcessorName, RoundResult } from './candidates.ts';
-import type { ChildMessage } from './child.ts';
+import type { CandidateName, ProcessorName } from './candidates.ts';
+import type { ChildMessage, MeasuredRound } from './child.ts';
 
 const CHILD_SCRIPT = fileURLToPath(new URL('./child.ts', import.meta.url));
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -13,7 +13,7 @@ const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 export interface CandidateProcess {
   readonly child: ChildProcess;
   /** Runs one round of jobs in the child. */
-  round(): Promise<RoundResult>;
+  round(): Promise<MeasuredRound>;
   /** Closes the child's queue and worker, lets it exit, and deletes its keys from Redis. */
   close(): Promise<void>;
 }
@@ -61,15 +61,21 @@ export async function startCandidate(options: StartOptions): Promise<CandidatePr
       child.send('round');
       const message = await next();
       if (message.type !== 'done') throw new Error(`bullmq bench: ${options.candidate} sent ${message.type}`);
-      return { jobsPerSecond: message.jobsPerSecond, cpuMicrosPerJob: message.cpuMicrosPerJob };
+      const { jobsPerSecond, cpuMicrosPerJob, spansPerJob } = message;
+      return { jobsPerSecond, cpuMicrosPerJob, spansPerJob };
     },
     async close() {
       if (child.exitCode === null && child.signalCode === null) {
         const exited = once(child, 'exit');
         if (child.connected) child.send('close');
         const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-        await exited;
+        const [code] = await exited;
         clearTimeout(timer);
+        // A child killed by a signal was stopped by this side (instructions.ts, or the timeout above).
+        if (code !== null && code !== 0) {
+          await deleteKeys(prefix);
+          throw new Error(`bullmq bench: the ${options.candidate} process exited with code ${code}`);
+        }
       }
       await deleteKeys(prefix);
     },

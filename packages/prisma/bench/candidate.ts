@@ -22,12 +22,14 @@ import { sextantPrisma } from '../src/index.ts';
 import { PrismaClient as PostgresClient } from '../test/generated/postgresql/client.ts';
 import { PrismaClient as SqliteClient } from '../test/generated/sqlite/client.ts';
 import { unsampledParent } from '../test/readback.ts';
+import { createPrismaPeer } from './peer.ts';
 import {
   BENCH_ROW_ID,
   type CandidateMessage,
   type CandidateName,
   type CandidateSpec,
   type ParentMessage,
+  PEER_CANDIDATES,
   POSTGRES_APPLICATION_NAME,
   sinkPath,
 } from './protocol.ts';
@@ -75,6 +77,10 @@ const sextant = createSextant({
   logs: { level: 'warn' },
   env: {},
 });
+const isPeer = (name: CandidateName) => PEER_CANDIDATES.includes(name);
+const peer = spec.candidates.some(isPeer)
+  ? createPrismaPeer(`${spec.sinkUrl}/${sinkPath(spec)}-peer`)
+  : undefined;
 
 let bare: BenchClient;
 let pool: pg.Pool | undefined;
@@ -102,6 +108,11 @@ interface Candidate {
   plan(queries: number): { parts: Array<[Context, number]>; sampled: number };
   /** After a run: the sampled spans go to the sink, inside the measured window. */
   settle(): Promise<void>;
+  /** Spans ended so far by the candidate's instrumentation (Sextant's or the peer's). */
+  ended(): number;
+  /** Before and after the candidate's queries: the peer's instrumentation is on only in between. */
+  enter(): void;
+  leave(): void;
 }
 
 /** Sampled parents: 1 query in 10 of the `one-in-ten` candidate. */
@@ -114,7 +125,7 @@ function candidateOf(name: CandidateName): Candidate {
     client = bare.$extends({
       query: { $allOperations: ({ args, query }: PassThroughParams) => query(args) },
     }) as BenchClient;
-  } else if (name !== 'bare') {
+  } else if (name !== 'bare' && !isPeer(name)) {
     // Under callgrind a query can take longer than the default 500 ms: the slow-query log stays off there.
     const options = {
       ...(spec.slowQueryLog === false ? { slowQueryMs: false as const } : {}),
@@ -127,7 +138,14 @@ function candidateOf(name: CandidateName): Candidate {
     // Prisma queries are lazy thenables: `then` runs them.
     once: () => client.job.findUnique(args).then(ignore),
     plan: (queries) => planOf(name, queries),
-    settle: name === 'sampled' || name === 'one-in-ten' ? () => sextant.tracing.forceFlush() : async () => {},
+    settle: isPeer(name)
+      ? () => peer!.forceFlush()
+      : name === 'sampled' || name === 'one-in-ten'
+        ? () => sextant.tracing.forceFlush()
+        : async () => {},
+    ended: isPeer(name) ? () => peer!.ended() : () => sextant.tracing.stats().ended,
+    enter: isPeer(name) ? () => peer!.enable() : () => {},
+    leave: isPeer(name) ? () => peer!.disable() : () => {},
   };
 }
 
@@ -140,7 +158,8 @@ function planOf(name: CandidateName, queries: number): { parts: Array<[Context, 
   switch (name) {
     case 'unsampled':
       return { parts: [[unsampledParent(), queries]], sampled: 0 };
-    case 'one-in-ten': {
+    case 'one-in-ten':
+    case 'peer-one-in-ten': {
       const sampled = Math.round(queries / ONE_IN);
       return {
         parts: [
@@ -151,6 +170,7 @@ function planOf(name: CandidateName, queries: number): { parts: Array<[Context, 
       };
     }
     case 'sampled':
+    case 'peer':
       return { parts: [[ROOT_CONTEXT, queries]], sampled: queries };
     default:
       return { parts: [[ROOT_CONTEXT, queries]], sampled: 0 };
@@ -159,10 +179,12 @@ function planOf(name: CandidateName, queries: number): { parts: Array<[Context, 
 
 const candidates = new Map(spec.candidates.map((name) => [name, candidateOf(name)]));
 for (const [name, candidate] of candidates) {
+  candidate.enter();
   // `then` inside the context: a Prisma query runs when `then` is called, in the context of that call.
   const found = await context.with(candidate.plan(1).parts.at(-1)![0], () =>
     candidate.client.job.findUnique(args).then((row) => row),
   );
+  candidate.leave();
   if ((found as { id?: string } | null)?.id !== BENCH_ROW_ID)
     throw new Error(`prisma bench: ${name} on ${spec.database} did not find row ${BENCH_ROW_ID}`);
 }
@@ -192,7 +214,9 @@ function threadCpuMicros(): number {
 async function measure(name: CandidateName, queries: number, yieldEvery: number) {
   const candidate = candidates.get(name);
   if (candidate === undefined) throw new Error(`prisma bench: this process has no candidate ${name}`);
-  const spansBefore = sextant.tracing.stats().ended;
+  const spansBefore = candidate.ended();
+  const sextantSpansBefore = sextant.tracing.stats().ended;
+  candidate.enter();
   const cpuBefore = cpuMicros();
   const threadBefore = threadCpuMicros();
   const { parts, sampled } = candidate.plan(queries);
@@ -202,12 +226,22 @@ async function measure(name: CandidateName, queries: number, yieldEvery: number)
   await candidate.settle();
   const threadCpu = threadCpuMicros() - threadBefore;
   const cpu = cpuMicros() - cpuBefore;
-  const spans = sextant.tracing.stats().ended - spansBefore;
-  if (spans !== sampled)
+  candidate.leave();
+  const spans = candidate.ended() - spansBefore;
+  // Sextant's candidates end one span per sampled query; Prisma's instrumentation several, none unsampled.
+  const expected = isPeer(name) ? sampled > 0 && spans >= sampled : spans === sampled;
+  if (!expected || (sampled === 0 && spans > 0))
     throw new Error(
-      `prisma bench: ${queries} queries of ${name} on ${spec.database} ended ${spans} sampled spans`,
+      `prisma bench: ${queries} queries of ${name} on ${spec.database} (${sampled} sampled) ended ${spans} spans`,
     );
-  return { cpuMicros: cpu, threadCpuMicros: threadCpu };
+  if (isPeer(name) && sextant.tracing.stats().ended !== sextantSpansBefore)
+    throw new Error(`prisma bench: the peer's queries on ${spec.database} ended spans of Sextant's`);
+  return {
+    cpuMicros: cpu,
+    threadCpuMicros: threadCpu,
+    spansPerSampledQuery: sampled === 0 ? 0 : spans / sampled,
+    spanNames: isPeer(name) ? peer!.spanNames() : [],
+  };
 }
 
 process.on('message', (message: ParentMessage) => {
@@ -228,6 +262,12 @@ process.on('message', (message: ParentMessage) => {
 process.on('disconnect', () => {
   void (async () => {
     await sextant.shutdown();
+    await peer?.shutdown();
+    // A span the peer's batch processor dropped would be work it did not pay for.
+    if (peer !== undefined && peer.exported() !== peer.ended()) {
+      console.error(`prisma bench: the peer ended ${peer.ended()} spans and exported ${peer.exported()}`);
+      process.exit(1);
+    }
     await bare.$disconnect();
     await pool?.end();
     process.exit(0);

@@ -21,6 +21,7 @@
  * BENCH_BLOCK_QUERIES; BENCH_WRITE=0 leaves docs/benchmarks.md alone.
  * `pnpm --filter @sextant/prisma instructions` counts instructions instead (instructions.ts).
  */
+import { readFileSync } from 'node:fs';
 import {
   formatMicros,
   machineLine,
@@ -39,6 +40,7 @@ import {
   type DatabaseName,
   killCandidates,
   openBenchDatabases,
+  PEER_CANDIDATES,
   SERVER_CORE,
   sinkPath,
   specFor,
@@ -46,6 +48,12 @@ import {
 } from './protocol.ts';
 
 const BUDGET_MICROS = 15;
+// Its package.json is not among its exports.
+const PRISMA_INSTRUMENTATION_VERSION = (
+  JSON.parse(
+    readFileSync(new URL('../node_modules/@prisma/instrumentation/package.json', import.meta.url), 'utf8'),
+  ) as { version: string }
+).version;
 const PROCESSES = Number(process.env.BENCH_PROCESSES ?? 5);
 const CYCLES = Number(process.env.BENCH_CYCLES ?? 10);
 const WARMUP_CYCLES = Number(process.env.BENCH_WARMUP_CYCLES ?? 10);
@@ -89,6 +97,9 @@ process.once('SIGINT', () => {
 /** One process's CPU µs per query of each candidate: the event loop's thread, and the whole process. */
 type ProcessResult = Record<CandidateName, { thread: number; process: number }>;
 
+/** What the peer's sampled queries ended, by database: spans per query and their names. */
+const peerSpans = new Map<DatabaseName, { perQuery: number; names: string[] }>();
+
 async function runProcess(database: DatabaseName, index: number): Promise<ProcessResult> {
   const candidates = await startCandidate(specFor(databases, database, CANDIDATES, sink.url, SERVER_CORE), [
     'taskset',
@@ -105,6 +116,9 @@ async function runProcess(database: DatabaseName, index: number): Promise<Proces
       for (let i = 0; i < CANDIDATES.length; i++) {
         const candidate = CANDIDATES[(i + cycle) % CANDIDATES.length]!;
         const block = await candidates.run(candidate, BLOCK_QUERIES, YIELD_EVERY);
+        if (candidate === 'peer') {
+          peerSpans.set(database, { perQuery: block.spansPerSampledQuery, names: block.spanNames });
+        }
         if (cycle < WARMUP_CYCLES) continue;
         totals[candidate].thread += block.threadCpuMicros;
         totals[candidate].process += block.cpuMicros;
@@ -166,7 +180,10 @@ const lines = [
   `their spread. Goal: at most ${BUDGET_MICROS} µs added per query by @sextant/prisma.`,
   '',
   'The empty query extension (`$allOperations: ({ args, query }) => query(args)`) is what Prisma charges for any',
-  'query extension, whatever it does.',
+  "query extension, whatever it does. The peer is Prisma's own OpenTelemetry instrumentation (`@prisma/instrumentation`",
+  `${PRISMA_INSTRUMENTATION_VERSION}) on an OpenTelemetry SDK tracer provider, with the same batch limits and exporter as`,
+  "Sextant's (OTLP/protobuf to the sink); it is switched on only for its own blocks, as Prisma reads it from a global on",
+  'every query. A process fails if a candidate ends spans other than its own, or the peer drops any.',
   pinned
     ? `The candidates run on core ${BENCH_CORE}; the PostgreSQL backends serving them and the OTLP sink on core ${SERVER_CORE}.`
     : '**Unpinned run** (taskset refused): the database server and the sink shared cores with the measured process.',
@@ -197,7 +214,7 @@ for (const database of DATABASES) {
     const ratio = median(processes.map((result) => result[candidate].thread / result.bare.thread));
     const low = Math.min(...added);
     const high = Math.max(...added);
-    if (candidate !== 'empty') {
+    if (candidate !== 'empty' && !PEER_CANDIDATES.includes(candidate)) {
       const row = `${CANDIDATE_LABELS[candidate]} (${DATABASE_LABELS[database].split(' ')[0]})`;
       if (low > BUDGET_MICROS) overBudget.push(row);
       // Some processes met the goal and some did not: this run cannot tell.
@@ -207,6 +224,17 @@ for (const database of DATABASES) {
     lines.push(
       `| ${CANDIDATE_LABELS[candidate]} | ${formatMicros(thread)} | ${signed(median(added))} | ${signed(low)} – ${signed(high)} | ` +
         `${ratio.toFixed(2)} | ${formatMicros(whole)} | ${signed(median(addedWhole))} |`,
+    );
+  }
+  const spans = peerSpans.get(database);
+  if (spans !== undefined) {
+    const addedOf = (candidate: CandidateName) =>
+      median(processes.map((result) => result[candidate].thread - result.bare.thread));
+    lines.push(
+      '',
+      `Prisma's instrumentation ends ${spans.perQuery.toFixed(1)} spans per sampled query (${spans.names.map((name) => `\`${name}\``).join(', ')}); ` +
+        `@sextant/prisma ends one. Added per query, sampled: @sextant/prisma ${signed(addedOf('sampled'))} µs, ` +
+        `\`@prisma/instrumentation\` ${signed(addedOf('peer'))} µs; 1 in 10 sampled: ${signed(addedOf('one-in-ten'))} µs against ${signed(addedOf('peer-one-in-ten'))} µs.`,
     );
   }
   lines.push('');

@@ -11,7 +11,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const CANDIDATES = ['bare', 'empty', 'sampled', 'unsampled', 'one-in-ten', 'no-spans'] as const;
+export const CANDIDATES = [
+  'bare',
+  'empty',
+  'sampled',
+  'unsampled',
+  'one-in-ten',
+  'no-spans',
+  'peer',
+  'peer-one-in-ten',
+] as const;
 export type CandidateName = (typeof CANDIDATES)[number];
 
 export const CANDIDATE_LABELS: Record<CandidateName, string> = {
@@ -21,7 +30,12 @@ export const CANDIDATE_LABELS: Record<CandidateName, string> = {
   unsampled: 'with @sextant/prisma (unsampled parent)',
   'one-in-ten': 'with @sextant/prisma, 1 query in 10 sampled (the rest under an unsampled parent)',
   'no-spans': 'with @sextant/prisma, `spans: false`',
+  peer: "with Prisma's `@prisma/instrumentation` on the OpenTelemetry SDK (sampled, exported)",
+  'peer-one-in-ten': "with Prisma's `@prisma/instrumentation`, 1 query in 10 sampled",
 };
+
+/** The peer's candidates: Prisma's own instrumentation instead of @sextant/prisma (peer.ts). */
+export const PEER_CANDIDATES: readonly CandidateName[] = ['peer', 'peer-one-in-ten'];
 
 export const DATABASES = ['postgresql', 'sqlite'] as const;
 export type DatabaseName = (typeof DATABASES)[number];
@@ -56,7 +70,15 @@ export type ParentMessage =
 
 export type CandidateMessage =
   | { type: 'ready'; backendsPinned: boolean }
-  | { type: 'ran'; cpuMicros: number; threadCpuMicros: number }
+  | {
+      type: 'ran';
+      cpuMicros: number;
+      threadCpuMicros: number;
+      /** Spans ended per sampled query (0 when none was sampled), by Sextant or the peer. */
+      spansPerSampledQuery: number;
+      /** The peer's span names, in the order first seen; empty for Sextant's candidates. */
+      spanNames: string[];
+    }
   | { type: 'collected' };
 
 /** Where a candidate process sends its spans on the sink: its database and candidates. */
