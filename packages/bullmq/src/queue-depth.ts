@@ -9,9 +9,11 @@ type DepthLabels = 'messaging_system' | 'messaging_destination_name' | 'state';
 
 /**
  * Reports `messaging_queue_depth{state}` for `queue`, read at scrape time with one
- * `getJobCounts` call, reused for `cacheTtlMs`. A reading that takes longer than `timeoutMs`
- * (Redis down or slow) leaves the scrape to go on without it; at most one reading is in flight.
- * Returns the function that stops reporting (call it before closing the queue). Throws a
+ * `getJobCounts` call, reused for `cacheTtlMs`. A reading that fails or takes longer than
+ * `timeoutMs` (Redis down or slow) leaves the scrape to go on without the queue's series until a
+ * reading succeeds; at most one reading is in flight.
+ * Returns the function that stops reporting and removes the queue's series (call it before
+ * closing the queue). Throws a
  * SextantConfigError for an invalid option.
  */
 export function observeQueueDepth(
@@ -53,23 +55,37 @@ export function observeQueueDepth(
       });
     });
 
+  const labelsOf = (state: string) => ({
+    messaging_system: MESSAGING_SYSTEM,
+    messaging_destination_name: destination,
+    state,
+  });
+  const removeSeries = (gauge: SextantGauge<DepthLabels>) => {
+    for (const state of states) gauge.remove(labelsOf(state));
+  };
+
   let cached: Counts | undefined;
   const collect = async (gauge: SextantGauge<DepthLabels>): Promise<void> => {
     if (stopped) return;
     if (cached === undefined || performance.now() - readAt > cacheTtlMs) {
       const counts = await withTimeout(read());
-      if (counts === undefined || stopped) return;
+      if (stopped) return;
+      if (counts === undefined) {
+        // No reading (Redis down or slow): no depth, rather than the last one passed off as current.
+        cached = undefined;
+        removeSeries(gauge);
+        return;
+      }
       cached = counts;
     }
-    for (const state of states) {
-      gauge.set(
-        { messaging_system: MESSAGING_SYSTEM, messaging_destination_name: destination, state },
-        cached[state] ?? 0,
-      );
-    }
+    for (const state of states) gauge.set(labelsOf(state), cached[state] ?? 0);
   };
-  sextant.metrics.gauge({ ...METRICS.messagingQueueDepth, collect });
+  const gauge = sextant.metrics.gauge<DepthLabels>({ ...METRICS.messagingQueueDepth, collect });
   return () => {
+    if (stopped) return;
     stopped = true;
+    // Neither a stale depth on /metrics nor a callback holding the closed queue.
+    gauge.removeCollect(collect);
+    removeSeries(gauge);
   };
 }

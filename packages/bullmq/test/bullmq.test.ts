@@ -1186,6 +1186,17 @@ describe('metrics', () => {
     expect(depth('waiting')).toMatch(/ 1$/);
     expect(depth('active')).toMatch(/ 0$/);
     stop();
+    // The jobs are still there, but a stopped queue's depth is no longer reported at all.
+    const after = (await sextant.metrics.render()).body;
+    expect(
+      after
+        .split('\n')
+        .filter(
+          (text) =>
+            text.includes(`messaging_destination_name="${name}"`) &&
+            text.startsWith('messaging_queue_depth{'),
+        ),
+    ).toEqual([]);
   });
 
   it('reads the depth with bounded Redis calls, however often and concurrently it is scraped', async () => {
@@ -1299,12 +1310,20 @@ describe('health and outages', () => {
     const worker = track(new Worker('outage', async () => 'ok', { connection: local, prefix, telemetry }));
     for (const emitter of [traced, bare, worker] as NodeJS.EventEmitter[]) emitter.on('error', () => {});
     const stopDepth = observeQueueDepth(sextant, traced, { cacheTtlMs: 0, timeoutMs: 200 });
+    const outageDepth = (text: string) =>
+      text
+        .split('\n')
+        .filter(
+          (line) =>
+            line.startsWith('messaging_queue_depth{') && line.includes('messaging_destination_name="outage"'),
+        );
     const unregister = sextant.health.register(
       createRedisHealthCheck(traced, { name: 'redis-outage', critical: false }),
     );
     try {
       await traced.add('before', {});
       await waitFor(() => processSpans('outage').length === 1, 'job before the outage');
+      expect(outageDepth((await sextant.metrics.render()).body)).toHaveLength(8);
 
       redis.stop();
       await eventually(
@@ -1323,9 +1342,11 @@ describe('health and outages', () => {
       const pending = new Promise((resolve) => setTimeout(resolve, 300, 'pending'));
       const during = await Promise.all(adds.map((add) => Promise.race([add, pending])));
       expect(during[0]).toBe(during[1]);
-      // A scrape still answers (the depth reading times out instead of hanging it).
+      // A scrape still answers (the depth reading times out instead of hanging it), without the
+      // depth it cannot read: the last reading is not passed off as current.
       const { body } = await sextant.metrics.render();
       expect(body).toContain('messaging_process_duration_seconds');
+      expect(outageDepth(body)).toEqual([]);
 
       redis = await startRedis(port);
       expect(await Promise.all(adds)).toEqual(['resolved', 'resolved']);
@@ -1342,6 +1363,10 @@ describe('health and outages', () => {
           (await sextant.health.detailed()).body.checks?.find((c) => c.name === 'redis-outage')?.status ===
             'up' || undefined,
         'the health check to recover',
+      );
+      await eventually(
+        async () => outageDepth((await sextant.metrics.render()).body).length > 0 || undefined,
+        'the queue depth to be read again',
       );
     } finally {
       stopDepth();

@@ -442,6 +442,50 @@ describe('gauge collect', () => {
     expect(samples.get('pool_connections{pool="replica"}')).toBe(4);
   });
 
+  it('stops calling a removed collect, and drops removed series from the scrape and the series limit', async () => {
+    const { metrics, scrape } = setup({ seriesLimit: 2 });
+    const definition = { name: 'queue_depth', help: 'h', labelNames: ['queue'] as const };
+    let ordersCalls = 0;
+    const orders = (gauge: { set(labels: { queue: string }, value: number): void }) => {
+      ordersCalls += 1;
+      gauge.set({ queue: 'orders' }, 5);
+    };
+    const gauge = metrics.gauge({ ...definition, collect: orders });
+    metrics.gauge({ ...definition, collect: (g) => g.set({ queue: 'mail' }, 2) });
+    expect((await scrape()).get('queue_depth{queue="orders"}')).toBe(5);
+
+    gauge.removeCollect(orders);
+    gauge.remove({ queue: 'orders' });
+    const samples = await scrape();
+    expect(ordersCalls).toBe(1);
+    expect(samples.has('queue_depth{queue="orders"}')).toBe(false);
+    expect(samples.get('queue_depth{queue="mail"}')).toBe(2);
+
+    // The freed series is available again (the limit is 2), and the resolver's cache was dropped with it.
+    gauge.set({ queue: 'billing' }, 1);
+    gauge.set({ queue: 'orders' }, 9);
+    const after = await scrape();
+    expect(after.get('queue_depth{queue="billing"}')).toBe(1);
+    expect(after.has('queue_depth{queue="orders"}')).toBe(false);
+    expect(after.get('sextant_metric_series_refused_total{metric="queue_depth"}')).toBe(1);
+  });
+
+  it('removes a series whose label value was cut to the cap, and ignores labels that name none', async () => {
+    const { metrics, scrape, reports } = setup();
+    const gauge = metrics.gauge({ name: 'long_labels', help: 'h', labelNames: ['name'] });
+    const long = 'x'.repeat(MAX_LABEL_VALUE_LENGTH + 10);
+    gauge.set({ name: long }, 3);
+    gauge.set({ name: 'short' }, 1);
+    gauge.remove({ name: 'absent' });
+    gauge.remove({ name: long });
+    const samples = await scrape();
+    expect([...samples.keys()].filter((key) => key.startsWith('long_labels'))).toEqual([
+      'long_labels{name="short"}',
+    ]);
+    gauge.remove({ other: 'x' } as never);
+    expect(reports.some((r) => r.includes('label "other" is not declared'))).toBe(true);
+  });
+
   it('counts a failing collect and still renders everything else', async () => {
     const { metrics, scrape, reports } = setup();
     metrics.gauge({

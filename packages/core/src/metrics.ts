@@ -90,6 +90,17 @@ export interface SextantGauge<L extends string> {
   set(labels: LabelValues<L> | undefined, value: number): void;
   inc(labels?: LabelValues<L>, value?: number): void;
   dec(labels?: LabelValues<L>, value?: number): void;
+  /**
+   * Drops the series these labels name (a queue or a pool that is gone): `/metrics` no longer
+   * shows it, and it no longer counts towards the series limit, until it is set again. Labels that
+   * name no series change nothing.
+   */
+  remove(labels?: LabelValues<L>): void;
+  /**
+   * Stops calling `collect`, a callback declared with this gauge; a call already running
+   * finishes. The series it set stay until removed.
+   */
+  removeCollect(collect: (gauge: SextantGauge<L>) => void | Promise<void>): void;
 }
 
 /**
@@ -177,6 +188,11 @@ class SeriesTable<S> {
     return this.#series.get(key);
   }
 
+  /** Drops the series under `key`; whether there was one. */
+  delete(key: string): boolean {
+    return this.#series.delete(key);
+  }
+
   /** Adds the series for `values` (in `labelNames` order, already capped), unless the limit is reached. */
   admit(key: string, values: readonly string[], truncated: boolean): S | undefined {
     if (this.#series.size >= this.#limit) {
@@ -223,28 +239,58 @@ class LabelResolver<S> {
   }
 
   fromObject(labels: unknown): S | undefined {
+    return this.#readObject(labels) ? this.#find() : undefined;
+  }
+
+  /**
+   * Drops the series `labels` name from the table and the cache. Returns its labels as recorded
+   * (values cut to the cap), or undefined when the labels are invalid (counted) or name none.
+   */
+  remove(labels: unknown): Record<string, string> | undefined {
+    if (!this.#readObject(labels)) return undefined;
+    const names = this.#names;
+    const values = this.#values;
+    const last = values.length - 1;
+    const recorded: Record<string, string> = {};
+    let key = '';
+    for (let i = 0; i <= last; i++) {
+      const value = values[i]!.length > MAX_LABEL_VALUE_LENGTH ? capLabelValue(values[i]!) : values[i]!;
+      key += i === last ? value : `${value.length}:${value}`;
+      recorded[names[i]!] = value;
+    }
+    if (!this.#table.delete(key)) return undefined;
+    // Rare (a queue or pool going away): the cache refills on the next calls.
+    this.#cache.clear();
+    this.#unlabelled = undefined;
+    return recorded;
+  }
+
+  /** Reads `labels` into the reused values; false (counted) when they are invalid. */
+  #readObject(labels: unknown): boolean {
     const names = this.#names;
     if (labels !== undefined && labels !== null) {
       if (typeof labels !== 'object') {
-        return this.#invalid(
+        this.#invalid(
           METRIC_ERROR_REASONS.INVALID_LABELS,
           `labels ${describeValue(labels)} are not an object`,
         );
+        return false;
       }
       for (const name in labels) {
         if (!this.#declared.has(name)) {
-          return this.#invalid(
+          this.#invalid(
             METRIC_ERROR_REASONS.UNKNOWN_LABEL,
             `label "${name}" is not declared (declared: ${names.join(', ') || 'none'})`,
           );
+          return false;
         }
       }
     }
     const record = labels as Record<string, unknown> | null | undefined;
     for (let i = 0; i < names.length; i++) {
-      if (!this.#setValue(i, record?.[names[i]!])) return undefined;
+      if (!this.#setValue(i, record?.[names[i]!])) return false;
     }
-    return this.#find();
+    return true;
   }
 
   fromValues(values: readonly unknown[]): S | undefined {
@@ -504,7 +550,13 @@ const NOOP_HISTOGRAM: SextantHistogram<never> = Object.freeze({
   observe() {},
   child: () => NOOP_HISTOGRAM_CHILD,
 });
-const NOOP_GAUGE: SextantGauge<never> = Object.freeze({ set() {}, inc() {}, dec() {} });
+const NOOP_GAUGE: SextantGauge<never> = Object.freeze({
+  set() {},
+  inc() {},
+  dec() {},
+  remove() {},
+  removeCollect() {},
+});
 const NOOP_HTTP: HttpServerMetrics = Object.freeze({ requestStarted() {}, requestEnded() {} });
 
 // ---- HTTP label values, precomputed ----
@@ -810,6 +862,13 @@ export function createMetrics(
         const amount = value ?? 1;
         if (Number.isFinite(amount)) resolver.fromObject(labels)?.dec(amount);
         else invalidValue('dec by', value);
+      },
+      remove(labels) {
+        const removed = resolver.remove(labels);
+        if (removed !== undefined) prom.remove(removed);
+      },
+      removeCollect(collect) {
+        collectors.delete(collect as GaugeCollect);
       },
     };
     declarations.set(name, { type: 'gauge', definition, instrument, collectors });

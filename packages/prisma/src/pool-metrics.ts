@@ -157,7 +157,7 @@ function validPoolName(options: unknown): string | undefined {
  * Publishes a node-postgres pool's connections (idle, used), waiting requests and maximum as
  * gauges read at scrape time. Pass the pool you give `new PrismaPg(pool)`: a pool the adapter
  * creates from a connection string is private to it. Returns the function that stops
- * publishing the pool (its series then read 0).
+ * publishing the pool and removes its series.
  */
 export function registerPgPoolMetrics(
   sextant: Sextant,
@@ -182,9 +182,9 @@ export function registerPgPoolMetrics(
     if (gauges.pools.get(name) !== pool) return;
     gauges.pools.delete(name);
     for (const state of ['idle', 'used']) {
-      gauges.connections.set({ db_client_connection_pool_name: name, db_client_connection_state: state }, 0);
+      gauges.connections.remove({ db_client_connection_pool_name: name, db_client_connection_state: state });
     }
-    gauges.pending.set({ db_client_connection_pool_name: name }, 0);
-    gauges.max.set({ db_client_connection_pool_name: name }, 0);
+    gauges.pending.remove({ db_client_connection_pool_name: name });
+    gauges.max.remove({ db_client_connection_pool_name: name });
   };
 }
