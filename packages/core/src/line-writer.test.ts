@@ -52,13 +52,13 @@ describe('LineWriter', () => {
       maxPendingCharacters: 1000,
     });
     const long = `${'x'.repeat(400)}\n`;
-    // The first line goes straight to a write; the next two wait; the fourth finds no room.
+    // The lines of one turn of the event loop wait for its end: the third finds no room.
     const accepted = [writer.write(long), writer.write(long), writer.write(long), writer.write(long)];
     await flushed(writer);
     closeSync(fd);
-    expect(accepted).toEqual([true, true, true, false]);
-    expect(kinds).toEqual(['log_dropped']);
-    expect(readFileSync(path, 'utf8')).toBe(long.repeat(3));
+    expect(accepted).toEqual([true, true, false, false]);
+    expect(kinds).toEqual(['log_dropped', 'log_dropped']);
+    expect(readFileSync(path, 'utf8')).toBe(long.repeat(2));
   });
 
   it('reports a failed write and goes on with the next lines', async () => {
@@ -73,12 +73,8 @@ describe('LineWriter', () => {
   });
 
   it('waits for a full non-blocking pipe instead of losing lines, and flushes what is pending at exit', async () => {
-    const writerUrl = new URL('./line-writer.ts', import.meta.url).href;
-    // Opening process.stdout makes the pipe non-blocking, as in any app that also uses console.log;
-    // the parent reads nothing for a while, so the pipe fills and writes answer EAGAIN.
-    const script = `
-      process.stdout;
-      const { LineWriter } = await import(${JSON.stringify(writerUrl)});
+    // The parent reads nothing for a while, so the pipe fills and writes answer EAGAIN.
+    const run = runWithUnreadStdout(`
       const errors = [];
       const writer = new LineWriter({ fd: 1, sync: false, onError: (kind, error) => errors.push(kind + ' ' + error.code) });
       const filler = 'y'.repeat(1000);
@@ -87,24 +83,95 @@ describe('LineWriter', () => {
         if (errors.length > 0) process.stderr.write(errors.join(',') + '\\n');
         process.exit(0);
       }, 300);
-    `;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
-      cwd: fileURLToPath(new URL('..', import.meta.url)),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    child.stdout.pause();
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
+    `);
     await new Promise((resolve) => setTimeout(resolve, 200));
-    const chunks: Buffer[] = [];
-    child.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
-    child.stdout.resume();
-    await new Promise((resolve) => child.once('close', resolve));
-    const lines = Buffer.concat(chunks).toString('utf8').split('\n').filter(Boolean);
+    const lines = await run.readLines();
     expect(new Set(lines.map((text) => JSON.parse(text).i)).size).toBe(3000);
     expect(lines).toHaveLength(3000);
-    expect(stderr).toBe('');
+    expect(run.stderr()).toBe('');
+  });
+
+  it('never blocks the event loop on a full pipe, and at exit writes every line whole and in order', async () => {
+    // Nothing in the child touches process.stdout: the pipe it inherits starts out blocking. Lines
+    // come in bursts over several turns, and the process exits while the pipe is still full.
+    const run = runWithUnreadStdout(`
+      const errors = [];
+      const writer = new LineWriter({ fd: 1, sync: false, onError: (kind, error) => errors.push(kind + ' ' + error.code) });
+      const filler = 'y'.repeat(1000);
+      let i = 0;
+      const burst = () => { for (let k = 0; k < 500; k++, i++) writer.write(JSON.stringify({ i, filler }) + '\\n'); };
+      burst();
+      setTimeout(() => {
+        burst();
+        // The event loop still turns while the pipe is full.
+        process.stderr.write('loop turned\\n');
+        setTimeout(() => {
+          burst();
+          if (errors.length > 0) process.stderr.write(errors.join(',') + '\\n');
+          process.stderr.write('exiting\\n');
+          process.exit(0);
+        }, 20);
+      }, 20);
+    `);
+    // The child's timers ran and it is exiting, with stdout unread all along; the reading starts
+    // a moment later, while the child is writing what it still holds.
+    await run.stderrIncludes('exiting');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const lines = await run.readLines();
+    // Every line parses (none cut or mixed with another), each record once, in order.
+    expect(lines.map((text) => JSON.parse(text).i)).toEqual(Array.from({ length: 1500 }, (_, i) => i));
+    expect(run.stderr()).toBe('loop turned\nexiting\n');
+  });
+
+  it('keeps the process alive while a caller waits for a flush that a full pipe holds up', async () => {
+    const run = runWithUnreadStdout(`
+      const writer = new LineWriter({ fd: 1, sync: false, onError: () => {} });
+      const filler = 'y'.repeat(1000);
+      for (let i = 0; i < 1000; i++) writer.write(JSON.stringify({ i, filler }) + '\\n');
+      // What runs after the flush needs the event loop: an exit would have skipped it.
+      setTimeout(() => writer.flush(() => setImmediate(() => process.stderr.write('flushed\\n'))), 20);
+    `);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await run.readLines()).toHaveLength(1000);
+    expect(run.stderr()).toBe('flushed\n');
   });
 });
+
+/**
+ * Runs `body` (an ES module, with `LineWriter` imported) in a child process whose stdout is a pipe
+ * that this side leaves unread until `readLines`.
+ */
+function runWithUnreadStdout(body: string) {
+  const writerUrl = new URL('./line-writer.ts', import.meta.url).href;
+  const script = `const { LineWriter } = await import(${JSON.stringify(writerUrl)});\n${body}`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    cwd: fileURLToPath(new URL('..', import.meta.url)),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout.pause();
+  let stderr = '';
+  const stderrWaiters: Array<() => void> = [];
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+    for (const check of stderrWaiters) check();
+  });
+  return {
+    stderr: () => stderr,
+    stderrIncludes: (text: string) =>
+      new Promise<void>((resolve) => {
+        const check = () => {
+          if (stderr.includes(text)) resolve();
+        };
+        stderrWaiters.push(check);
+        check();
+      }),
+    /** Starts reading stdout; its lines once the child has exited. */
+    async readLines(): Promise<string[]> {
+      const chunks: Buffer[] = [];
+      child.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
+      child.stdout.resume();
+      await new Promise((resolve) => child.once('close', resolve));
+      return Buffer.concat(chunks).toString('utf8').split('\n').filter(Boolean);
+    },
+  };
+}
