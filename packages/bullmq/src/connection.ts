@@ -3,6 +3,8 @@ import type { Sextant } from '@sextant/core';
 
 /** A repeated connection error is logged again after this long (ioredis retries every second or so). */
 const REPEAT_ERROR_LOG_MS = 30_000;
+/** Distinct error messages remembered for that; the oldest is forgotten first. */
+const REMEMBERED_ERROR_MESSAGES = 64;
 
 /** How long {@link closeRedisClient} lets a queue or worker take to close. */
 export const CLOSE_TIMEOUT_MS = 2000;
@@ -50,13 +52,17 @@ export function reportConnectionErrors(
   emitter: { on(event: 'error', listener: (error: Error) => void): unknown },
   what: string,
 ): void {
-  let lastMessage = '';
-  let loggedAt = Number.NEGATIVE_INFINITY;
+  // By message, so that two errors taking turns (a refused connection, then a closed one) do
+  // not each count as new; bounded, for messages that carry ids.
+  const loggedAt = new Map<string, number>();
   emitter.on('error', (error) => {
     const now = performance.now();
-    if (error.message === lastMessage && now - loggedAt < REPEAT_ERROR_LOG_MS) return;
-    lastMessage = error.message;
-    loggedAt = now;
+    const message = String(error?.message);
+    const last = loggedAt.get(message);
+    if (last !== undefined && now - last < REPEAT_ERROR_LOG_MS) return;
+    loggedAt.delete(message);
+    loggedAt.set(message, now);
+    if (loggedAt.size > REMEMBERED_ERROR_MESSAGES) loggedAt.delete(loggedAt.keys().next().value!);
     const connection = isRedisConnectionError(error);
     sextant.logger.warn(
       { err: error, connection },

@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { createSextant, type Sextant } from '@sextant/core';
 import { Queue, Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -42,6 +43,22 @@ describe('Redis outages around a queue', () => {
     const started = performance.now();
     await closeRedisClient(sextant, queue, 'orders queue', 300);
     expect(performance.now() - started).toBeLessThan(2000);
+  });
+
+  it('logs each of two errors that take turns once, not at every turn', () => {
+    const emitter = new EventEmitter();
+    reportConnectionErrors(sextant, emitter, 'alternating queue');
+    for (let turn = 0; turn < 10; turn++) {
+      emitter.emit(
+        'error',
+        Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:6390'), { code: 'ECONNREFUSED' }),
+      );
+      emitter.emit('error', new Error('Connection is closed.'));
+    }
+    expect(warnings('alternating queue: Redis connection error').map((record) => record.err)).toEqual([
+      expect.objectContaining({ message: 'connect ECONNREFUSED 127.0.0.1:6390' }),
+      expect.objectContaining({ message: 'Connection is closed.' }),
+    ]);
   });
 
   it('disconnects, with one warn record, a client whose close does not end in time', async () => {
