@@ -68,12 +68,14 @@ export function observeQueueDepth(
   const collect = async (gauge: SextantGauge<DepthLabels>): Promise<void> => {
     if (stopped) return;
     if (cached === undefined || performance.now() - readAt > cacheTtlMs) {
+      // Out until the reading comes: a scrape that stops waiting first (core's
+      // `metrics.collectTimeoutMs` can be the shorter) must not show the last depth as current.
+      removeSeries(gauge);
       const counts = await withTimeout(read());
       if (stopped) return;
       if (counts === undefined) {
         // No reading (Redis down or slow): no depth, rather than the last one passed off as current.
         cached = undefined;
-        removeSeries(gauge);
         return;
       }
       cached = counts;

@@ -1279,6 +1279,43 @@ describe('spans turned off', () => {
 });
 
 describe('health and outages', () => {
+  it('leaves the depth out of a scrape that stops waiting for its reading before the reading ends', async () => {
+    const port = await freePort();
+    const redis = await startRedis(port);
+    // Core waits 200 ms for a gauge's collect; the depth reading's own limit is 500 ms.
+    const own = createSextant({
+      serviceName: 'depth-wait',
+      metrics: { defaultMetrics: false, collectTimeoutMs: 200 },
+      logs: { level: 'silent' },
+      env: {},
+    });
+    const queue = new Queue('slow-depth', {
+      connection: { host: '127.0.0.1', port },
+      prefix: uniquePrefix(),
+    });
+    const admin = new Redis(redis.url);
+    const stop = observeQueueDepth(own, queue, { cacheTtlMs: 0, states: ['waiting'] });
+    const depth = async () =>
+      (await own.metrics.render()).body
+        .split('\n')
+        .filter((line) => line.startsWith('messaging_queue_depth{'));
+    try {
+      await queue.add('x', {});
+      expect(await depth()).toEqual([expect.stringMatching(/state="waiting"} 1$/)]);
+      // Redis answers nobody for 400 ms: the reading outlasts the scrape's wait.
+      await admin.client('PAUSE', 400, 'ALL');
+      expect(await depth()).toEqual([]);
+      await new Promise((resolve) => setTimeout(resolve, 450));
+      expect(await depth()).toEqual([expect.stringMatching(/state="waiting"} 1$/)]);
+    } finally {
+      stop();
+      await queue.close();
+      admin.disconnect();
+      await own.shutdown();
+      redis.stop();
+    }
+  });
+
   it('reports the Redis connection up, and down when nothing answers', async () => {
     const { queue } = setup();
     const unregister = sextant.health.register(createRedisHealthCheck(queue, { name: 'redis-up' }));

@@ -52,13 +52,13 @@ describe('LineWriter', () => {
       maxPendingCharacters: 1000,
     });
     const long = `${'x'.repeat(400)}\n`;
-    // The lines of one turn of the event loop wait for its end: the third finds no room.
+    // The first line goes straight to a write; the next two wait; the fourth finds no room.
     const accepted = [writer.write(long), writer.write(long), writer.write(long), writer.write(long)];
     await flushed(writer);
     closeSync(fd);
-    expect(accepted).toEqual([true, true, false, false]);
-    expect(kinds).toEqual(['log_dropped', 'log_dropped']);
-    expect(readFileSync(path, 'utf8')).toBe(long.repeat(2));
+    expect(accepted).toEqual([true, true, true, false]);
+    expect(kinds).toEqual(['log_dropped']);
+    expect(readFileSync(path, 'utf8')).toBe(long.repeat(3));
   });
 
   it('reports a failed write and goes on with the next lines', async () => {
@@ -91,12 +91,11 @@ describe('LineWriter', () => {
     expect(run.stderr()).toBe('');
   });
 
-  it('never blocks the event loop on a full pipe, and at exit writes every line whole and in order', async () => {
-    // Nothing in the child touches process.stdout: the pipe it inherits starts out blocking. Lines
-    // come in bursts over several turns, and the process exits while the pipe is still full.
+  it('at exit with a full blocking pipe, writes every line whole, once', async () => {
+    // Nothing in the child touches process.stdout: the pipe it inherits is blocking, so a write
+    // handed to the thread pool waits in the pipe while the exit flush writes the rest.
     const run = runWithUnreadStdout(`
-      const errors = [];
-      const writer = new LineWriter({ fd: 1, sync: false, onError: (kind, error) => errors.push(kind + ' ' + error.code) });
+      const writer = new LineWriter({ fd: 1, sync: false, onError: (kind, error) => process.stderr.write(kind + ' ' + error.code + '\\n') });
       const filler = 'y'.repeat(1000);
       let i = 0;
       const burst = () => { for (let k = 0; k < 500; k++, i++) writer.write(JSON.stringify({ i, filler }) + '\\n'); };
@@ -107,47 +106,112 @@ describe('LineWriter', () => {
         process.stderr.write('loop turned\\n');
         setTimeout(() => {
           burst();
-          if (errors.length > 0) process.stderr.write(errors.join(',') + '\\n');
           process.stderr.write('exiting\\n');
           process.exit(0);
         }, 20);
       }, 20);
     `);
-    // The child's timers ran and it is exiting, with stdout unread all along; the reading starts
-    // a moment later, while the child is writing what it still holds.
+    // The reading starts a moment after the child began to exit, while it writes what it holds.
     await run.stderrIncludes('exiting');
     await new Promise((resolve) => setTimeout(resolve, 100));
     const lines = await run.readLines();
-    // Every line parses (none cut or mixed with another), each record once, in order.
-    expect(lines.map((text) => JSON.parse(text).i)).toEqual(Array.from({ length: 1500 }, (_, i) => i));
+    // Every line parses (none cut or mixed with another), and each record came once.
+    const records = lines.map((text) => JSON.parse(text).i as number);
+    expect(records.toSorted((a, b) => a - b)).toEqual(Array.from({ length: 1500 }, (_, i) => i));
     expect(run.stderr()).toBe('loop turned\nexiting\n');
   });
 
-  it('keeps the process alive while a caller waits for a flush that a full pipe holds up', async () => {
-    const run = runWithUnreadStdout(`
+  it('never cuts a line when the application writes to the same pipe (console.log)', async () => {
+    const run = runWithUnreadStdout(
+      `
       const writer = new LineWriter({ fd: 1, sync: false, onError: () => {} });
+      const filler = 'y'.repeat(300);
+      let n = 0;
+      let ticks = 0;
+      const tick = setInterval(() => {
+        for (let k = 0; k < 100; k++) writer.write(JSON.stringify({ i: n++, filler }) + '\\n');
+        console.log('CONSOLE ' + n);
+        if (++ticks === 60) {
+          clearInterval(tick);
+          setTimeout(() => process.exit(0), 50);
+        }
+      }, 5);
+    `,
+      // A slow reader, taking 16 KiB every 2 ms after 300 ms: the child's writes often find the
+      // pipe nearly full, and a write the pipe takes only in part is where lines were cut.
+      { delayMs: 300, bytes: 16384, everyMs: 2 },
+    );
+    const lines = await run.readLines();
+    // Node itself may lose console.log's own last lines at process.exit(); none is cut either.
+    const records = lines.filter((text) => !text.startsWith('CONSOLE '));
+    expect(
+      lines.filter((text) => text.startsWith('CONSOLE ')).every((text) => /^CONSOLE \d+$/.test(text)),
+    ).toBe(true);
+    expect(records.map((text) => JSON.parse(text).i)).toEqual(Array.from({ length: 6000 }, (_, i) => i));
+  });
+
+  it('writes the lines of exit listeners, and gives up on a pipe that stays full without cutting a line', async () => {
+    // process.stdout makes the pipe non-blocking: a full pipe answers EAGAIN, and the exit flush
+    // waits for it 300 ms in all, then counts what it could not write.
+    const run = runWithUnreadStdout(`
+      process.stdout;
+      const writer = new LineWriter({ fd: 1, sync: false, syncWaitMs: 300, onError: (kind, error) => process.stderr.write(kind + ': ' + error.message + '\\n') });
       const filler = 'y'.repeat(1000);
-      for (let i = 0; i < 1000; i++) writer.write(JSON.stringify({ i, filler }) + '\\n');
-      // What runs after the flush needs the event loop: an exit would have skipped it.
-      setTimeout(() => writer.flush(() => setImmediate(() => process.stderr.write('flushed\\n'))), 20);
+      for (let i = 0; i < 300; i++) writer.write(JSON.stringify({ i, filler }) + '\\n');
+      process.on('exit', () => writer.write(JSON.stringify({ i: 'exit listener' }) + '\\n'));
+      setTimeout(() => process.exit(0), 50);
     `);
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    expect(await run.readLines()).toHaveLength(1000);
-    expect(run.stderr()).toBe('flushed\n');
+    await run.exited();
+    const lines = await run.readLines();
+    // The pipe held what it could (64 KiB); every line in it is whole.
+    expect(lines.length).toBeGreaterThan(0);
+    expect(lines.map((text) => JSON.parse(text).i)).toEqual(
+      Array.from({ length: lines.length }, (_, i) => i),
+    );
+    expect(run.stderr()).toMatch(
+      /^log_dropped: \d+ log lines dropped: stdout was full for 300 ms\nlog_dropped: 1 log lines dropped/,
+    );
+
+    // With a reader, the exit listener's line comes last.
+    const drained = runWithUnreadStdout(`
+      const writer = new LineWriter({ fd: 1, sync: false, onError: () => {} });
+      writer.write('{"i":"started"}\\n');
+      process.on('exit', () => writer.write('{"i":"exit listener"}\\n'));
+      setTimeout(() => process.exit(3), 10);
+    `);
+    expect(await drained.readLines()).toEqual(['{"i":"started"}', '{"i":"exit listener"}']);
   });
 });
 
 /**
  * Runs `body` (an ES module, with `LineWriter` imported) in a child process whose stdout is a pipe
- * that this side leaves unread until `readLines`.
+ * that this side leaves unread until `readLines` (or the child's exit).
  */
-function runWithUnreadStdout(body: string) {
+function runWithUnreadStdout(body: string, slowReader?: { delayMs: number; bytes: number; everyMs: number }) {
   const writerUrl = new URL('./line-writer.ts', import.meta.url).href;
   const script = `const { LineWriter } = await import(${JSON.stringify(writerUrl)});\n${body}`;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+  const options = {
     cwd: fileURLToPath(new URL('..', import.meta.url)),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+    stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'],
+  };
+  // The slow reader is a process of its own reading the pipe with plain reads (a Node stream here
+  // would drain it 64 KiB at a time); its output comes back whole.
+  const child =
+    slowReader === undefined
+      ? spawn(process.execPath, ['--input-type=module', '-e', script], options)
+      : spawn('sh', ['-c', '"$NODE" --input-type=module -e "$SCRIPT" | "$NODE" -e "$READER"'], {
+          ...options,
+          env: {
+            ...process.env,
+            NODE: process.execPath,
+            SCRIPT: script,
+            READER: slowReaderScript(slowReader),
+          },
+        });
+  // Collected from the start: at the child's exit, Node resumes a paused stdout that nothing
+  // listens to, and what it held would be gone.
+  const chunks: Buffer[] = [];
+  child.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
   child.stdout.pause();
   let stderr = '';
   const stderrWaiters: Array<() => void> = [];
@@ -155,8 +219,11 @@ function runWithUnreadStdout(body: string) {
     stderr += chunk.toString();
     for (const check of stderrWaiters) check();
   });
+  const exit = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return {
     stderr: () => stderr,
+    /** The child has exited (its stdout may still hold what the pipe took). */
+    exited: () => exit,
     stderrIncludes: (text: string) =>
       new Promise<void>((resolve) => {
         const check = () => {
@@ -167,11 +234,27 @@ function runWithUnreadStdout(body: string) {
       }),
     /** Starts reading stdout; its lines once the child has exited. */
     async readLines(): Promise<string[]> {
-      const chunks: Buffer[] = [];
-      child.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
       child.stdout.resume();
       await new Promise((resolve) => child.once('close', resolve));
       return Buffer.concat(chunks).toString('utf8').split('\n').filter(Boolean);
     },
   };
+}
+
+function slowReaderScript({ delayMs, bytes, everyMs }: { delayMs: number; bytes: number; everyMs: number }) {
+  return `
+    const { readSync } = require('node:fs');
+    const sleep = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+    const buffer = Buffer.alloc(${bytes});
+    const out = [];
+    sleep(${delayMs});
+    for (;;) {
+      let read;
+      try { read = readSync(0, buffer, 0, ${bytes}, null); } catch (error) { if (error.code === 'EAGAIN') { sleep(1); continue; } throw error; }
+      if (read === 0) break;
+      out.push(Buffer.from(buffer.subarray(0, read)));
+      sleep(${everyMs});
+    }
+    process.stdout.write(Buffer.concat(out));
+  `;
 }

@@ -1,27 +1,32 @@
 /**
- * Sextant's stdout: JSON lines written in batches, one write per turn of the event loop, so a busy
+ * Sextant's stdout: JSON lines written asynchronously, in batches. While one write is with the
+ * operating system (in libuv's thread pool, so a slow reader never stalls the event loop), the
+ * lines logged meanwhile wait in an array and go out together in the next write, so a busy
  * service makes one system call per batch rather than per record.
  *
- * Every write happens on the calling thread, and never blocks it: a pipe or socket on stdout is put
- * in non-blocking mode (as Node does as soon as anything touches `process.stdout`), a full pipe
- * answers EAGAIN, and what it did not take waits for the next try. One writer owns the bytes in
- * flight at all times, so at exit (also after an uncaught exception) the rest goes out in order,
- * synchronously, and no line is cut or interleaved with another; only a SIGKILL loses lines. (A
- * write handed to libuv's thread pool could still be blocked in a full pipe at exit, with no way
- * to know how much of it went out: lines were cut and mixed there.)
+ * On a pipe or a socket, a batch is cut at line ends into writes of at most PIPE_BUF bytes, which a
+ * pipe takes whole or not at all: another writer on the same pipe (the application's
+ * `console.log`, a child process, or this writer's own exit flush while a write is still blocked
+ * in the pipe) can come between two lines but never inside one. Only a line longer than that can
+ * be cut.
  *
  * pino's own destination (sonic-boom) measures the whole pending batch in bytes again for every
  * line it appends, which made a line cost several microseconds under load; this writer counts
- * each line once.
+ * each line once. Lines still pending when the process exits (also after an uncaught exception)
+ * are written synchronously then, and so are lines written after that (from the application's own
+ * `exit` listeners); only a SIGKILL loses them, and a write still blocked in a full pipe at exit
+ * (one chunk) may come out after them or not at all.
  */
-import { fstatSync, writeSync } from 'node:fs';
+import { fstatSync, write, writeSync } from 'node:fs';
 
 /** Pending lines beyond this many characters are dropped (and reported), so a blocked stdout cannot exhaust memory. */
 export const MAX_PENDING_CHARACTERS = 32 * 1024 * 1024;
+/** What Linux's pipes take in one write atomically (POSIX PIPE_BUF). */
+export const PIPE_ATOMIC_BYTES = 4096;
 /** A full non-blocking pipe answers EAGAIN: try again after this pause. */
 const RETRY_AFTER_MS = 10;
-/** flushSync on a full pipe: how many times to wait for room before giving up. */
-const SYNC_RETRIES = 1000;
+/** How long a synchronous write (sync mode, or everything pending at exit, in all) waits for a full pipe. */
+const SYNC_WAIT_MS = 10_000;
 
 export interface LineWriterOptions {
   /** The file descriptor to write to (1 for stdout). */
@@ -31,6 +36,8 @@ export interface LineWriterOptions {
   /** A failed write (the lines in it are lost) or lines dropped for want of room. */
   onError: (kind: 'log_destination' | 'log_dropped', error: unknown) => void;
   maxPendingCharacters?: number;
+  /** How long a synchronous write (sync mode, or all that is pending at exit) waits for a full pipe. */
+  syncWaitMs?: number;
 }
 
 const live = new Set<WeakRef<LineWriter>>();
@@ -38,7 +45,8 @@ const forget = new FinalizationRegistry<WeakRef<LineWriter>>((ref) => live.delet
 let exitHookInstalled = false;
 
 function flushAllOnExit(): void {
-  for (const ref of live) ref.deref()?.flushSync();
+  const started = performance.now();
+  for (const ref of live) ref.deref()?.flushSync(started);
 }
 
 function isRetryable(error: unknown): boolean {
@@ -50,21 +58,22 @@ function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
-/**
- * Stdout and stderr as a pipe or a socket become non-blocking when Node opens them as streams
- * (libuv sets O_NONBLOCK; this is what `console.log` does), so a full pipe answers EAGAIN instead
- * of stalling the event loop. Files and terminals do not fill up: they are left as they are.
- */
-function makeNonBlocking(fd: number): void {
-  if (fd !== 1 && fd !== 2) return;
+/** Pipes and sockets are where other writers share the stream and a write can be cut short. */
+function isPipeOrSocket(fd: number): boolean {
   try {
     const stat = fstatSync(fd);
-    if (!stat.isFIFO() && !stat.isSocket()) return;
-    // Opening the stream is what switches the descriptor's mode.
-    void (fd === 1 ? process.stdout : process.stderr);
+    return stat.isFIFO() || stat.isSocket();
   } catch {
-    // A closed or unusual descriptor: writes report their own errors.
+    // A closed descriptor: its writes report their own errors.
+    return false;
   }
+}
+
+/** How many lines (newlines) `data` holds. */
+function countLines(data: Buffer): number {
+  let lines = 0;
+  for (let at = data.indexOf(10); at !== -1; at = data.indexOf(10, at + 1)) lines++;
+  return lines;
 }
 
 export class LineWriter {
@@ -72,23 +81,29 @@ export class LineWriter {
   readonly #sync: boolean;
   readonly #onError: LineWriterOptions['onError'];
   readonly #maxPending: number;
+  readonly #syncWaitMs: number;
+  /** Writes are cut at line ends to at most PIPE_ATOMIC_BYTES. */
+  readonly #chunked: boolean;
   #pending: string[] = [];
   #pendingCharacters = 0;
-  /** The part of a batch the operating system did not take yet (a full pipe): written first. */
-  #unwritten: Buffer | undefined;
-  /** The next write, at the end of this turn of the event loop. */
-  #immediate: NodeJS.Immediate | undefined;
-  /** The next try after a full pipe refused a write. */
-  #retry: NodeJS.Timeout | undefined;
+  /** The bytes of the write in progress (with the operating system, or waiting to be retried). */
+  #inFlight: Buffer | undefined;
+  /** The rest of the batch being written, chunk after chunk, after the one in flight. */
+  #queued: Buffer[] = [];
+  /** A write the operating system refused for now (a full pipe), to be retried after a pause. */
+  #awaitingRetry: Buffer | undefined;
   #flushWaiters: Array<() => void> = [];
+  /** After the exit flush: the event loop will not turn again, every write is synchronous. */
+  #exitDeadline: number | undefined;
 
   constructor(options: LineWriterOptions) {
     this.#fd = options.fd;
     this.#sync = options.sync;
     this.#onError = options.onError;
     this.#maxPending = options.maxPendingCharacters ?? MAX_PENDING_CHARACTERS;
+    this.#syncWaitMs = options.syncWaitMs ?? SYNC_WAIT_MS;
+    this.#chunked = isPipeOrSocket(options.fd);
     if (!this.#sync) {
-      makeNonBlocking(this.#fd);
       const ref = new WeakRef(this);
       live.add(ref);
       forget.register(this, ref);
@@ -102,96 +117,139 @@ export class LineWriter {
   /** Takes one line (with its newline). Never throws. */
   write(line: string): boolean {
     if (this.#sync) {
-      this.#writeNowSync(Buffer.from(line, 'utf8'));
+      this.#writeChunksSync(this.#encode([line]), performance.now() + this.#syncWaitMs);
       return true;
     }
-    const unwritten = this.#unwritten?.length ?? 0;
-    if (this.#pendingCharacters + unwritten + line.length > this.#maxPending) {
+    if (this.#exitDeadline !== undefined) {
+      this.#writeChunksSync(this.#encode([line]), this.#exitDeadline);
+      return true;
+    }
+    if (this.#pendingCharacters + line.length > this.#maxPending) {
       this.#drop();
       return false;
     }
     this.#pending.push(line);
     this.#pendingCharacters += line.length;
-    if (this.#immediate === undefined && this.#retry === undefined)
-      this.#immediate = setImmediate(this.#writeBatch);
+    if (this.#inFlight === undefined) this.#writeNextBatch();
     return true;
   }
 
   /** Calls back once every line taken so far has been written (or failed). */
   flush(callback?: (error?: Error) => void): void {
-    if (this.#immediate === undefined && this.#retry === undefined) {
+    if (this.#inFlight === undefined && this.#pending.length === 0) {
       callback?.();
       return;
     }
-    if (callback) {
-      this.#flushWaiters.push(() => callback());
-      this.#retry?.ref();
-    }
+    if (callback) this.#flushWaiters.push(() => callback());
   }
 
-  /** Writes everything pending now, on this thread, waiting for a full pipe: for the moment the process exits. */
-  flushSync(): void {
-    clearImmediate(this.#immediate);
-    clearTimeout(this.#retry);
-    this.#immediate = undefined;
-    this.#retry = undefined;
-    const unwritten = this.#unwritten;
-    this.#unwritten = undefined;
-    if (unwritten !== undefined) this.#writeNowSync(unwritten);
-    const pending = this.#takePending();
-    if (pending !== undefined) this.#writeNowSync(pending);
+  /**
+   * Writes everything pending now, on this thread, waiting for a full pipe for `syncWaitMs` from
+   * `started` (`performance.now()` time) in all: for the moment the process exits. Lines written
+   * after it are written at once, within the same time.
+   */
+  flushSync(started = performance.now()): void {
+    const deadline = started + this.#syncWaitMs;
+    this.#exitDeadline = deadline;
+    // A write the operating system already has is left to finish (writing it again could
+    // duplicate lines); one waiting to be retried is written here, then the rest, in order.
+    const chunks: Buffer[] = [];
+    if (this.#awaitingRetry !== undefined) chunks.push(this.#awaitingRetry);
+    chunks.push(...this.#queued);
+    if (this.#pending.length > 0) chunks.push(...this.#encode(this.#pending));
+    this.#awaitingRetry = undefined;
+    this.#queued = [];
+    this.#pending = [];
+    this.#pendingCharacters = 0;
+    this.#writeChunksSync(chunks, deadline);
     this.#settleFlushes();
   }
 
-  /** The lines taken since the last batch, as one buffer. */
-  #takePending(): Buffer | undefined {
-    if (this.#pending.length === 0) return undefined;
-    const text = this.#pending.length === 1 ? this.#pending[0]! : this.#pending.join('');
-    this.#pending = [];
-    this.#pendingCharacters = 0;
-    return Buffer.from(text, 'utf8');
+  /** `lines` as the writes to make: one buffer, or chunks of whole lines for a pipe. */
+  #encode(lines: readonly string[]): Buffer[] {
+    if (!this.#chunked) return [Buffer.from(lines.length === 1 ? lines[0]! : lines.join(''), 'utf8')];
+    const chunks: Buffer[] = [];
+    let start = 0;
+    let bytes = 0;
+    for (let i = 0; i < lines.length; i++) {
+      const size = Buffer.byteLength(lines[i]!, 'utf8');
+      if (i > start && bytes + size > PIPE_ATOMIC_BYTES) {
+        chunks.push(Buffer.from(lines.slice(start, i).join(''), 'utf8'));
+        start = i;
+        bytes = 0;
+      }
+      bytes += size;
+    }
+    if (start < lines.length) chunks.push(Buffer.from(lines.slice(start).join(''), 'utf8'));
+    return chunks;
   }
 
-  readonly #writeBatch = (): void => {
-    this.#immediate = undefined;
-    this.#retry = undefined;
-    // The rest of a batch a full pipe refused goes first, alone: the lines since wait their turn.
-    let batch = this.#unwritten ?? this.#takePending();
-    this.#unwritten = undefined;
-    while (batch !== undefined) {
-      let offset = 0;
-      try {
-        while (offset < batch.length) offset += writeSync(this.#fd, batch, offset, batch.length - offset);
-      } catch (error) {
+  #writeNextBatch(): void {
+    const [first, ...rest] = this.#encode(this.#pending);
+    this.#pending = [];
+    this.#pendingCharacters = 0;
+    this.#queued = rest;
+    this.#writeAsync(first!);
+  }
+
+  #writeAsync(data: Buffer): void {
+    this.#inFlight = data;
+    write(this.#fd, data, 0, data.length, null, (error, written) => {
+      // The exit flush wrote what was left meanwhile; the event loop turned once more.
+      if (this.#exitDeadline !== undefined) return;
+      if (error) {
         if (isRetryable(error)) {
-          // A full pipe: the rest waits, in order, and nothing blocks.
-          this.#unwritten = batch.subarray(offset);
-          this.#retry = setTimeout(this.#writeBatch, RETRY_AFTER_MS);
-          // Alone, a full pipe does not keep the process alive (the exit writes the rest); a
-          // caller waiting for the flush does.
-          if (this.#flushWaiters.length === 0) this.#retry.unref();
+          this.#awaitingRetry = data;
+          setTimeout(() => {
+            // flushSync (process exit) wrote it meanwhile.
+            if (this.#awaitingRetry !== data) return;
+            this.#awaitingRetry = undefined;
+            this.#writeAsync(data);
+          }, RETRY_AFTER_MS).unref();
           return;
         }
         this.#onError('log_destination', error);
-      }
-      batch = this.#takePending();
-    }
-    this.#settleFlushes();
-  };
-
-  #writeNowSync(data: Buffer): void {
-    let offset = 0;
-    let retries = 0;
-    while (offset < data.length) {
-      try {
-        offset += writeSync(this.#fd, data, offset, data.length - offset);
-      } catch (error) {
-        if (isRetryable(error) && retries++ < SYNC_RETRIES) {
-          sleepSync(RETRY_AFTER_MS);
-          continue;
-        }
-        this.#onError('log_destination', error);
+      } else if (written < data.length) {
+        this.#writeAsync(data.subarray(written));
         return;
+      }
+      const next = this.#queued.shift();
+      if (next !== undefined) {
+        this.#writeAsync(next);
+        return;
+      }
+      this.#inFlight = undefined;
+      if (this.#pending.length > 0) this.#writeNextBatch();
+      else this.#settleFlushes();
+    });
+  }
+
+  /** Writes `chunks` in order on this thread, waiting for a full pipe until `deadline`. */
+  #writeChunksSync(chunks: readonly Buffer[], deadline: number): void {
+    for (let i = 0; i < chunks.length; i++) {
+      const data = chunks[i]!;
+      let offset = 0;
+      while (offset < data.length) {
+        try {
+          offset += writeSync(this.#fd, data, offset, data.length - offset);
+        } catch (error) {
+          if (isRetryable(error) && performance.now() < deadline) {
+            sleepSync(RETRY_AFTER_MS);
+            continue;
+          }
+          if (isRetryable(error)) {
+            // Given up: the rest is counted, not written after a line cut short.
+            let lost = countLines(data.subarray(offset));
+            for (let j = i + 1; j < chunks.length; j++) lost += countLines(chunks[j]!);
+            this.#onError(
+              'log_dropped',
+              new Error(`${lost} log lines dropped: stdout was full for ${this.#syncWaitMs} ms`),
+            );
+            return;
+          }
+          this.#onError('log_destination', error);
+          break;
+        }
       }
     }
   }

@@ -364,10 +364,10 @@ function bindSafely(logger: SextantLogger): void {
  * The process's JSON logger: one record per line, redacted, with the level by name (`"info"`), the
  * service fields, and the trace, span and request ids of whatever request or job is active.
  *
- * Stdout is written in batches by default, one write per turn of the event loop, so a request
- * does not pay for a system call per record (see line-writer.ts); what is pending is written when
- * the process exits, also after an uncaught exception. Only a SIGKILL can lose the last records;
- * `logs.sync` (`SEXTANT_LOG_SYNC`) trades one write per record for that guarantee.
+ * Stdout is written asynchronously by default, in batches, so a request does not pay for a
+ * system call per record (see line-writer.ts); what is pending is written when the process exits,
+ * also after an uncaught exception. Only a SIGKILL can lose the last records; `logs.sync`
+ * (`SEXTANT_LOG_SYNC`) trades one write per record for that guarantee.
  */
 export function createLogger(
   config: ResolvedConfig,

@@ -470,6 +470,38 @@ describe('gauge collect', () => {
     expect(after.get('sextant_metric_series_refused_total{metric="queue_depth"}')).toBe(1);
   });
 
+  it('keeps a removed series out when an async collect that was running writes after its removal', async () => {
+    const { metrics, scrape } = setup({ seriesLimit: 2 });
+    let release!: () => void;
+    const readBacklog = async (gauge: { set(labels: { queue: string }, value: number): void }) => {
+      await new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      gauge.set({ queue: 'emails' }, 42);
+    };
+    const gauge = metrics.gauge({
+      name: 'email_backlog',
+      help: 'h',
+      labelNames: ['queue'],
+      collect: readBacklog,
+    });
+    gauge.set({ queue: 'emails' }, 1);
+    const running = metrics.render();
+    await new Promise((resolve) => setImmediate(resolve));
+    gauge.removeCollect(readBacklog);
+    gauge.remove({ queue: 'emails' });
+    release();
+    await running;
+    const samples = await scrape();
+    expect(samples.has('email_backlog{queue="emails"}')).toBe(false);
+    // Nor does it hold a place in the series limit.
+    gauge.set({ queue: 'a' }, 1);
+    gauge.set({ queue: 'b' }, 1);
+    const after = await scrape();
+    expect(after.get('email_backlog{queue="b"}')).toBe(1);
+    expect(after.has('sextant_metric_series_refused_total{metric="email_backlog"}')).toBe(false);
+  });
+
   it('removes a series whose label value was cut to the cap, and ignores labels that name none', async () => {
     const { metrics, scrape, reports } = setup();
     const gauge = metrics.gauge({ name: 'long_labels', help: 'h', labelNames: ['name'] });

@@ -822,7 +822,7 @@ export function createMetrics(
         let result = running.get(collect);
         if (result === undefined) {
           try {
-            const returned = collect(instrument);
+            const returned = collect(handleOf(collect));
             if (returned === undefined) continue;
             const settled = Promise.resolve(returned)
               .catch(collectFailed)
@@ -869,7 +869,37 @@ export function createMetrics(
       },
       removeCollect(collect) {
         collectors.delete(collect as GaugeCollect);
+        handles.delete(collect as GaugeCollect);
       },
+    };
+    /**
+     * What each collect writes through: once its callback is removed, a call still running (an
+     * async read that ends after `removeCollect` and `remove`) writes nothing, so a removed series
+     * does not come back.
+     */
+    const handles = new Map<GaugeCollect, SextantGauge<string>>();
+    const handleOf = (collect: GaugeCollect): SextantGauge<string> => {
+      let handle = handles.get(collect);
+      if (handle === undefined) {
+        const live = () => collectors.has(collect);
+        handle = {
+          set(labels, value) {
+            if (live()) instrument.set(labels, value);
+          },
+          inc(labels, value) {
+            if (live()) instrument.inc(labels, value);
+          },
+          dec(labels, value) {
+            if (live()) instrument.dec(labels, value);
+          },
+          remove(labels) {
+            if (live()) instrument.remove(labels);
+          },
+          removeCollect: instrument.removeCollect,
+        };
+        handles.set(collect, handle);
+      }
+      return handle;
     };
     declarations.set(name, { type: 'gauge', definition, instrument, collectors });
     return { series, instrument, collectors };
