@@ -91,6 +91,19 @@ describe('LineWriter', () => {
     expect(run.stderr()).toBe('');
   });
 
+  it('on a pipe, writes lines of every size whole and in order, a line over 4 KiB on its own', async () => {
+    const run = runWithUnreadStdout(`
+      const writer = new LineWriter({ fd: 1, sync: false, onError: (kind, error) => process.stderr.write(kind + '\\n') });
+      const sizes = [10, 4000, 3, 10000, 4095, 1, 5000, 200];
+      sizes.forEach((size, i) => writer.write(JSON.stringify({ i, text: 'é✓'.repeat(size) }) + '\\n'));
+    `);
+    const lines = await run.readLines();
+    expect(lines.map((text) => JSON.parse(text).text.length / 2)).toEqual([
+      10, 4000, 3, 10000, 4095, 1, 5000, 200,
+    ]);
+    expect(run.stderr()).toBe('');
+  });
+
   it('at exit with a full blocking pipe, writes every line whole, once', async () => {
     // Nothing in the child touches process.stdout: the pipe it inherits is blocking, so a write
     // handed to the thread pool waits in the pipe while the exit flush writes the rest.

@@ -165,23 +165,21 @@ export class LineWriter {
     this.#settleFlushes();
   }
 
-  /** `lines` as the writes to make: one buffer, or chunks of whole lines for a pipe. */
+  /** `lines` as the writes to make: one buffer, or pieces of whole lines for a pipe. */
   #encode(lines: readonly string[]): Buffer[] {
-    if (!this.#chunked) return [Buffer.from(lines.length === 1 ? lines[0]! : lines.join(''), 'utf8')];
-    const chunks: Buffer[] = [];
+    const data = Buffer.from(lines.length === 1 ? lines[0]! : lines.join(''), 'utf8');
+    if (!this.#chunked || data.length <= PIPE_ATOMIC_BYTES) return [data];
+    const pieces: Buffer[] = [];
     let start = 0;
-    let bytes = 0;
-    for (let i = 0; i < lines.length; i++) {
-      const size = Buffer.byteLength(lines[i]!, 'utf8');
-      if (i > start && bytes + size > PIPE_ATOMIC_BYTES) {
-        chunks.push(Buffer.from(lines.slice(start, i).join(''), 'utf8'));
-        start = i;
-        bytes = 0;
-      }
-      bytes += size;
+    while (data.length - start > PIPE_ATOMIC_BYTES) {
+      // The last line end that fits; a line longer than a piece goes out whole, on its own.
+      let end = data.lastIndexOf(10, start + PIPE_ATOMIC_BYTES - 1) + 1;
+      if (end <= start) end = data.indexOf(10, start) + 1 || data.length;
+      pieces.push(data.subarray(start, end));
+      start = end;
     }
-    if (start < lines.length) chunks.push(Buffer.from(lines.slice(start).join(''), 'utf8'));
-    return chunks;
+    if (start < data.length) pieces.push(data.subarray(start));
+    return pieces;
   }
 
   #writeNextBatch(): void {
