@@ -146,7 +146,12 @@ describe('LineWriter', () => {
         console.log('CONSOLE ' + n);
         if (++ticks === 60) {
           clearInterval(tick);
-          setTimeout(() => process.exit(0), 50);
+          // Exits once everything is written: this test is about cutting, not about the exit.
+          const alive = setInterval(() => {}, 1000);
+          writer.flush(() => {
+            clearInterval(alive);
+            process.exit(0);
+          });
         }
       }, 5);
     `,
@@ -185,14 +190,18 @@ describe('LineWriter', () => {
       /^log_dropped: \d+ log lines dropped: stdout was full for 300 ms\nlog_dropped: 1 log lines dropped/,
     );
 
-    // With a reader, the exit listener's line comes last.
+    // With a reader, the exit listener's line comes last, and a flush it asks for calls back.
     const drained = runWithUnreadStdout(`
       const writer = new LineWriter({ fd: 1, sync: false, onError: () => {} });
       writer.write('{"i":"started"}\\n');
-      process.on('exit', () => writer.write('{"i":"exit listener"}\\n'));
+      process.on('exit', () => {
+        writer.write('{"i":"exit listener"}\\n');
+        writer.flush(() => process.stderr.write('flushed at exit\\n'));
+      });
       setTimeout(() => process.exit(3), 10);
     `);
     expect(await drained.readLines()).toEqual(['{"i":"started"}', '{"i":"exit listener"}']);
+    expect(drained.stderr()).toBe('flushed at exit\n');
   });
 });
 

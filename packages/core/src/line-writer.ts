@@ -136,7 +136,8 @@ export class LineWriter {
 
   /** Calls back once every line taken so far has been written (or failed). */
   flush(callback?: (error?: Error) => void): void {
-    if (this.#inFlight === undefined && this.#pending.length === 0) {
+    // After the exit flush, everything was written as it came (the event loop will not turn again).
+    if ((this.#inFlight === undefined && this.#pending.length === 0) || this.#exitDeadline !== undefined) {
       callback?.();
       return;
     }
