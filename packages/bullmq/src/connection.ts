@@ -26,6 +26,8 @@ const CONNECTION_ERROR_MESSAGES = [
   'Connection is closed',
   "Stream isn't writeable",
   'max retries per request',
+  // An aggregate of refused attempts carries the code only in its message.
+  'ECONNREFUSED',
 ];
 
 /** Whether an error on a BullMQ client is its Redis connection's, rather than a job's or BullMQ's own. */
@@ -34,9 +36,7 @@ function isRedisConnectionError(error: Error): boolean {
   if (typeof code === 'string' && CONNECTION_ERROR_CODES.has(code)) return true;
   if (error.name === 'ConnectionClosedError') return true;
   const message = typeof error.message === 'string' ? error.message : '';
-  return (
-    CONNECTION_ERROR_MESSAGES.some((known) => message.includes(known)) || message.includes('ECONNREFUSED')
-  );
+  return CONNECTION_ERROR_MESSAGES.some((known) => message.includes(known));
 }
 
 /**

@@ -184,11 +184,11 @@ export class LineWriter {
   }
 
   #writeNextBatch(): void {
-    const [first, ...rest] = this.#encode(this.#pending);
+    const pieces = this.#encode(this.#pending);
     this.#pending = [];
     this.#pendingCharacters = 0;
-    this.#queued = rest;
-    this.#writeAsync(first!);
+    this.#writeAsync(pieces.shift()!);
+    this.#queued = pieces;
   }
 
   #writeAsync(data: Buffer): void {

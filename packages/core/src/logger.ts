@@ -298,11 +298,8 @@ function correlationFields(record: object, logger: SextantLogger): object {
   const tenantId =
     state?.tenantId === undefined || taken.has('tenant_id') ? undefined : redactor.string(state.tenantId);
   const fields = record as Record<string, unknown>;
-  if (userId !== undefined && Object.hasOwn(fields, 'user_id'))
-    moveAside(fields, 'user_id', takenKeysOf(logger));
-  if (tenantId !== undefined && Object.hasOwn(fields, 'tenant_id')) {
-    moveAside(fields, 'tenant_id', takenKeysOf(logger));
-  }
+  if (userId !== undefined && Object.hasOwn(fields, 'user_id')) moveAside(fields, 'user_id', taken);
+  if (tenantId !== undefined && Object.hasOwn(fields, 'tenant_id')) moveAside(fields, 'tenant_id', taken);
   return {
     trace_id: hasTrace ? spanContext.traceId : undefined,
     span_id: hasTrace ? spanContext.spanId : undefined,

@@ -248,17 +248,10 @@ class LabelResolver<S> {
    */
   remove(labels: unknown): Record<string, string> | undefined {
     if (!this.#readObject(labels)) return undefined;
-    const names = this.#names;
-    const values = this.#values;
-    const last = values.length - 1;
-    const recorded: Record<string, string> = {};
-    let key = '';
-    for (let i = 0; i <= last; i++) {
-      const value = values[i]!.length > MAX_LABEL_VALUE_LENGTH ? capLabelValue(values[i]!) : values[i]!;
-      key += i === last ? value : `${value.length}:${value}`;
-      recorded[names[i]!] = value;
-    }
+    const key = this.#capValuesToKey();
     if (!this.#table.delete(key)) return undefined;
+    const recorded: Record<string, string> = {};
+    for (let i = 0; i < this.#names.length; i++) recorded[this.#names[i]!] = this.#values[i]!;
     // Rare (a queue or pool going away): the cache refills on the next calls.
     this.#cache.clear();
     this.#unlabelled = undefined;
@@ -334,21 +327,31 @@ class LabelResolver<S> {
     return (node as S | undefined) ?? this.#admit();
   }
 
-  #admit(): S | undefined {
+  /**
+   * Cuts the values of the call to the cap, in place, and returns the series key: each value but
+   * the last prefixed with its length, so the key is unambiguous whatever the values contain.
+   */
+  #capValuesToKey(): string {
     const values = this.#values;
     const last = values.length - 1;
-    const given = values.slice();
     let key = '';
-    let truncated = false;
     for (let i = 0; i <= last; i++) {
       let value = values[i]!;
       if (value.length > MAX_LABEL_VALUE_LENGTH) {
         value = capLabelValue(value);
         values[i] = value;
-        truncated = true;
       }
       key += i === last ? value : `${value.length}:${value}`;
     }
+    return key;
+  }
+
+  #admit(): S | undefined {
+    const values = this.#values;
+    const last = values.length - 1;
+    const given = values.slice();
+    const key = this.#capValuesToKey();
+    const truncated = values.some((value, i) => value !== given[i]);
     const series = this.#table.get(key) ?? this.#table.admit(key, values, truncated);
     // Only admitted series under values within the cap: the cache stays within the series limit.
     if (series !== undefined && !truncated && last >= 0) {
@@ -589,12 +592,51 @@ const STATUS_LABELS: readonly (string | undefined)[] = Array.from({ length: 1000
 
 type GaugeCollect = (gauge: SextantGauge<string>) => void | Promise<void>;
 
+/** A collect callback declared for a gauge: how long a scrape waits for it, and what it writes through. */
+interface GaugeCollector {
+  readonly timeoutMs: number;
+  readonly gauge: SextantGauge<string>;
+}
+
 interface Declaration {
   readonly type: MetricType;
   readonly definition: NormalizedMetricDefinition;
   readonly instrument: SextantCounter<string> | SextantHistogram<string> | SextantGauge<string>;
-  /** Gauges only: every collect callback declared for the gauge, and how long a scrape waits for it. */
-  readonly collectors: Map<GaugeCollect, number> | undefined;
+  /** Gauges only: every collect callback declared for the gauge. */
+  readonly collectors: Map<GaugeCollect, GaugeCollector> | undefined;
+}
+
+/**
+ * What `collect` writes through: once it is removed (or declared again), a call of it still
+ * running (an async read that ends after `removeCollect` and `remove`) writes nothing, so a
+ * removed series does not come back.
+ */
+function gaugeCollector(
+  instrument: SextantGauge<string>,
+  collectors: Map<GaugeCollect, GaugeCollector>,
+  collect: GaugeCollect,
+  timeoutMs: number,
+): GaugeCollector {
+  const live = () => collectors.get(collect) === collector;
+  const collector: GaugeCollector = {
+    timeoutMs,
+    gauge: {
+      set(labels, value) {
+        if (live()) instrument.set(labels, value);
+      },
+      inc(labels, value) {
+        if (live()) instrument.inc(labels, value);
+      },
+      dec(labels, value) {
+        if (live()) instrument.dec(labels, value);
+      },
+      remove(labels) {
+        if (live()) instrument.remove(labels);
+      },
+      removeCollect: instrument.removeCollect,
+    },
+  };
+  return collector;
 }
 
 function describeShape(type: MetricType, definition: NormalizedMetricDefinition): string {
@@ -811,18 +853,18 @@ export function createMetrics(
 
   function defineGauge(definition: NormalizedMetricDefinition) {
     const name = definition.name;
-    const collectors = new Map<GaugeCollect, number>();
+    const collectors = new Map<GaugeCollect, GaugeCollector>();
     const collectFailed = (error: unknown) =>
       health.error(name, METRIC_ERROR_REASONS.COLLECT_FAILED, `collect failed: ${describeError(error)}`);
     /** Collects still running from an earlier scrape: waited for again, never started twice. */
     const running = new Map<GaugeCollect, Promise<unknown>>();
     const runCollectors = (): Promise<void> | undefined => {
       const pending: Promise<unknown>[] = [];
-      for (const [collect, timeoutMs] of collectors) {
+      for (const [collect, { timeoutMs, gauge }] of collectors) {
         let result = running.get(collect);
         if (result === undefined) {
           try {
-            const returned = collect(handleOf(collect));
+            const returned = collect(gauge);
             if (returned === undefined) continue;
             const settled = Promise.resolve(returned)
               .catch(collectFailed)
@@ -869,37 +911,7 @@ export function createMetrics(
       },
       removeCollect(collect) {
         collectors.delete(collect as GaugeCollect);
-        handles.delete(collect as GaugeCollect);
       },
-    };
-    /**
-     * What each collect writes through: once its callback is removed, a call still running (an
-     * async read that ends after `removeCollect` and `remove`) writes nothing, so a removed series
-     * does not come back.
-     */
-    const handles = new Map<GaugeCollect, SextantGauge<string>>();
-    const handleOf = (collect: GaugeCollect): SextantGauge<string> => {
-      let handle = handles.get(collect);
-      if (handle === undefined) {
-        const live = () => collectors.has(collect);
-        handle = {
-          set(labels, value) {
-            if (live()) instrument.set(labels, value);
-          },
-          inc(labels, value) {
-            if (live()) instrument.inc(labels, value);
-          },
-          dec(labels, value) {
-            if (live()) instrument.dec(labels, value);
-          },
-          remove(labels) {
-            if (live()) instrument.remove(labels);
-          },
-          removeCollect: instrument.removeCollect,
-        };
-        handles.set(collect, handle);
-      }
-      return handle;
     };
     declarations.set(name, { type: 'gauge', definition, instrument, collectors });
     return { series, instrument, collectors };
@@ -929,13 +941,15 @@ export function createMetrics(
       (enabled
         ? defineGauge(definition)
         : { instrument: declareNoop('gauge', definition, NOOP_GAUGE), collectors: undefined });
-    if (collect !== undefined) {
-      declared.collectors?.set(
+    const { collectors, instrument } = declared;
+    if (collect !== undefined && collectors !== undefined) {
+      const timeoutMs = Math.min(input.collectTimeoutMs ?? collectTimeoutMs, collectTimeoutMs);
+      collectors.set(
         collect,
-        Math.min(input.collectTimeoutMs ?? collectTimeoutMs, collectTimeoutMs),
+        gaugeCollector(instrument as SextantGauge<string>, collectors, collect, timeoutMs),
       );
     }
-    return declared.instrument as SextantGauge<L>;
+    return instrument as SextantGauge<L>;
   }
 
   /** Sets a counter to the totals a source reports at scrape time. */
